@@ -1,0 +1,198 @@
+//! K-way merge of fragment streams (R1.37).
+//!
+//! Partitions are merged by decorated key; inside a partition fragments are merged by position:
+//! equal rows and static rows reconcile (R1.29–R1.32), partition tombstones take the max, and
+//! range tombstone changes go through the [`RangeTombstoneChangeMerger`], so the output carries the
+//! max active tombstone at every position. The merge never consults a clock (R1.33).
+//!
+//! Inputs must be valid streams (R1.36); a malformed input (fragment outside a partition, stream
+//! ending inside a partition) yields an [`Error::InvalidStream`] and ends the merge. An input error
+//! is passed through and ends the merge.
+//!
+//! Not thread-safe itself, but `Send`: one consumer drives it.
+
+use talus_format::{Error, Fragment, FragmentStream, Position, Result};
+
+use crate::rt_merger::RangeTombstoneChangeMerger;
+
+struct Input<'a> {
+    stream: FragmentStream<'a>,
+    head: Option<Fragment>,
+    exhausted: bool,
+}
+
+impl Input<'_> {
+    /// Makes sure `head` holds the next fragment unless the stream is exhausted.
+    fn fill(&mut self) -> Result<()> {
+        if self.head.is_none() && !self.exhausted {
+            match self.stream.next() {
+                Some(Ok(f)) => self.head = Some(f),
+                Some(Err(e)) => return Err(e),
+                None => self.exhausted = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The merge of N fragment streams; itself a fragment stream.
+pub struct MergedStream<'a> {
+    inputs: Vec<Input<'a>>,
+    /// Inputs taking part in the open partition; empty between partitions.
+    members: Vec<usize>,
+    in_partition: bool,
+    rt: RangeTombstoneChangeMerger,
+    finished: bool,
+}
+
+impl<'a> MergedStream<'a> {
+    /// Merges `streams`.
+    pub fn new(streams: Vec<FragmentStream<'a>>) -> MergedStream<'a> {
+        let n = streams.len();
+        MergedStream {
+            inputs: streams.into_iter().map(|stream| Input { stream, head: None, exhausted: false }).collect(),
+            members: Vec::with_capacity(n),
+            in_partition: false,
+            rt: RangeTombstoneChangeMerger::new(n),
+            finished: false,
+        }
+    }
+
+    /// Boxes the merge as a [`FragmentStream`].
+    pub fn boxed(self) -> FragmentStream<'a>
+    where
+        Self: Send + 'a,
+    {
+        Box::new(self)
+    }
+
+    fn next_partition_start(&mut self) -> Result<Option<Fragment>> {
+        let mut best: Option<usize> = None;
+        for i in 0..self.inputs.len() {
+            self.inputs[i].fill()?;
+            match &self.inputs[i].head {
+                None => {}
+                Some(Fragment::PartitionStart { key, .. }) => {
+                    let better = match best.and_then(|b| self.inputs[b].head.as_ref()) {
+                        Some(Fragment::PartitionStart { key: best_key, .. }) => key < best_key,
+                        _ => true,
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                Some(other) => {
+                    return Err(Error::InvalidStream(format!("merge input {i}: {:?} outside a partition", other.position())));
+                }
+            }
+        }
+        let Some(best) = best else { return Ok(None) };
+        let Some(Fragment::PartitionStart { key, mut tombstone }) = self.inputs[best].head.take() else {
+            return Err(Error::InvalidStream("merge: partition start vanished".into()));
+        };
+        self.members.clear();
+        self.members.push(best);
+        for i in 0..self.inputs.len() {
+            if i == best {
+                continue;
+            }
+            if let Some(Fragment::PartitionStart { key: k, tombstone: t }) = &self.inputs[i].head {
+                if *k == key {
+                    tombstone.apply(*t);
+                    self.inputs[i].head = None;
+                    self.members.push(i);
+                }
+            }
+        }
+        self.members.sort_unstable();
+        self.in_partition = true;
+        self.rt.reset();
+        Ok(Some(Fragment::PartitionStart { key, tombstone }))
+    }
+
+    fn next_in_partition(&mut self) -> Result<Fragment> {
+        loop {
+            let mut min: Option<Position> = None;
+            for &i in &self.members {
+                let input = &mut self.inputs[i];
+                input.fill()?;
+                let Some(head) = &input.head else {
+                    return Err(Error::InvalidStream(format!("merge input {i} ended inside a partition")));
+                };
+                let pos = head.position();
+                if min.as_ref().is_none_or(|m| pos < *m) {
+                    min = Some(pos);
+                }
+            }
+            let Some(min) = min else {
+                return Err(Error::InvalidStream("merge: partition without inputs".into()));
+            };
+            let at_min: Vec<usize> =
+                self.members.iter().copied().filter(|&i| self.inputs[i].head.as_ref().is_some_and(|h| h.position() == min)).collect();
+            let mut merged: Option<Fragment> = None;
+            for i in at_min {
+                // A range tombstone change may repeat its position: take all of them (R1.36).
+                while let Some(Fragment::RangeTombstoneChange(change)) = &self.inputs[i].head {
+                    if change.position != min {
+                        break;
+                    }
+                    self.rt.apply(i, change.tombstone);
+                    self.inputs[i].head = None;
+                    self.inputs[i].fill()?;
+                }
+                let Some(head) = self.inputs[i].head.take_if(|h| h.position() == min) else { continue };
+                merged = Some(match (merged, head) {
+                    (None, f) => f,
+                    (Some(Fragment::Row { key, mut row }), Fragment::Row { row: other, .. }) => {
+                        row.apply(&other);
+                        Fragment::Row { key, row }
+                    }
+                    (Some(Fragment::StaticRow(mut cells)), Fragment::StaticRow(other)) => {
+                        cells.apply(&other);
+                        Fragment::StaticRow(cells)
+                    }
+                    (Some(Fragment::PartitionEnd), Fragment::PartitionEnd) => Fragment::PartitionEnd,
+                    (Some(a), b) => {
+                        return Err(Error::InvalidStream(format!("merge: {:?} and {:?} at one position", a.position(), b.position())));
+                    }
+                });
+            }
+            match merged {
+                Some(Fragment::PartitionEnd) => {
+                    // Only when every member is at its end is PartitionEnd the minimum.
+                    self.in_partition = false;
+                    self.members.clear();
+                    return Ok(Fragment::PartitionEnd);
+                }
+                Some(f) => return Ok(f),
+                None => {
+                    if let Some(change) = self.rt.flush(&min) {
+                        return Ok(Fragment::RangeTombstoneChange(change));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for MergedStream<'_> {
+    type Item = Result<Fragment>;
+
+    fn next(&mut self) -> Option<Result<Fragment>> {
+        if self.finished {
+            return None;
+        }
+        let result = if self.in_partition { self.next_in_partition().map(Some) } else { self.next_partition_start() };
+        match result {
+            Ok(Some(f)) => Some(Ok(f)),
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

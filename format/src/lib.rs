@@ -1,0 +1,33 @@
+//! `talus-format`: the data model of Talus and every byte-level encoding.
+//!
+//! Pure code: no I/O besides byte slices. The data model follows ScyllaDB's rules, cited by number
+//! from `reference/storage-semantics.md` (R0–R1) in each module.
+
+pub mod cell;
+pub mod clustering_encoding;
+pub mod error;
+pub mod fragment;
+pub mod mutation;
+pub mod partition_key;
+pub mod position;
+pub mod range_tombstone;
+pub mod row;
+pub mod schema;
+pub mod time;
+pub mod token;
+pub mod tombstone;
+pub mod value;
+
+pub use cell::{Cell, ColumnId, NeverPurge, PurgeRule, RowMarker};
+pub use error::{Error, Result};
+pub use fragment::{Fragment, FragmentStream, StreamValidator};
+pub use mutation::{Mutation, MutationBuilder, PartitionUpdate};
+pub use partition_key::{DecoratedKey, PartitionKey};
+pub use position::{BoundKind, ClusteringPrefix, Position, Region};
+pub use range_tombstone::{RangeTombstone, RangeTombstoneChange, RangeTombstoneList};
+pub use row::{Cells, Row, RowTombstone, RowTombstoneFate};
+pub use schema::{RangeBound, Schema, SchemaRef, TableId, TableOptions, TombstoneGcMode};
+pub use time::{GcTime, Timestamp};
+pub use token::Token;
+pub use tombstone::Tombstone;
+pub use value::{ColumnType, Value};
