@@ -1,1 +1,17 @@
-//! placeholder
+//! Talus: an embeddable LSM storage engine with ScyllaDB's data model.
+//!
+//! Start with [`Engine::open`], create tables from a [`talus_format::Schema`], write
+//! [`talus_format::Mutation`]s with [`Engine::apply`] and read with [`Engine::query`].
+
+pub mod engine;
+pub mod error;
+pub mod memtable;
+pub mod memtable_reader;
+pub mod query;
+
+pub use engine::{partition_key, scan_all, Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use memtable::{Memtable, MemtableStats};
+pub use memtable_reader::Slice;
+pub use query::{PagingState, PartitionRange, Query, QueryResult, QueryStats, ResultPartition, ResultRow};
+pub use talus_format as format;

@@ -513,8 +513,44 @@ mod tests {
         }
     }
 
-    /// A schema, two full keys for it, and a prefix length.
-    type KeyCase = (Vec<(ColumnType, bool)>, Vec<Value>, Vec<Value>, usize);
+    /// Independent pairs, and "near" pairs (one uuid byte changed, a shared text/blob prefix) so
+    /// that tie-breaks (same uuid version/time, common prefixes) are exercised too.
+    fn pair_strategy(ty: ColumnType) -> BoxedStrategy<(Value, Value)> {
+        let (va, vb) = (value_strategy(ty), value_strategy(ty));
+        let near = (va.clone(), vb.clone(), 0usize..16, any::<u8>()).prop_map(|(a, b, i, x)| {
+            let b = match (&a, b) {
+                (Value::Uuid(u), _) => Value::Uuid({
+                    let mut v = *u;
+                    v[i] = x;
+                    v
+                }),
+                (Value::TimeUuid(u), _) => Value::TimeUuid({
+                    let mut v = *u;
+                    v[i] = if i == 6 { 0x10 | (x & 0xf) } else { x };
+                    v
+                }),
+                (Value::Text(s), Value::Text(t)) => {
+                    let cut = s.char_indices().nth(i % 4).map_or(s.len(), |(c, _)| c);
+                    Value::Text(format!("{}{t}", &s[..cut]))
+                }
+                (Value::Blob(s), Value::Blob(t)) => {
+                    Value::Blob([&s[..i.min(s.len())], &t[..]].concat().into())
+                }
+                (_, b) => b,
+            };
+            (a, b)
+        });
+        prop_oneof![(va, vb), near].boxed()
+    }
+
+    /// A schema, two full keys for it, a prefix length and a number of shared leading components.
+    type KeyCase = (
+        Vec<(ColumnType, bool)>,
+        Vec<Value>,
+        Vec<Value>,
+        usize,
+        usize,
+    );
 
     fn schema_and_keys() -> impl Strategy<Value = KeyCase> {
         prop::collection::vec((prop::sample::select(all_types()), any::<bool>()), 1..5)
@@ -526,7 +562,7 @@ mod tests {
                         .collect::<Vec<_>>()
                 };
                 let n = schema.len();
-                (Just(schema.clone()), key(), key(), 0..=n)
+                (Just(schema.clone()), key(), key(), 0..=n, 0..=n)
             })
     }
 
@@ -557,8 +593,8 @@ mod tests {
     fn order_prefix_free_and_round_trip_for_every_type() {
         for ty in all_types() {
             let mut runner = TestRunner::new(Config::with_cases(1024));
-            let strategy = (value_strategy(ty), value_strategy(ty), any::<bool>());
-            let result = runner.run(&strategy, |(a, b, desc)| {
+            let strategy = (pair_strategy(ty), any::<bool>());
+            let result = runner.run(&strategy, |((a, b), desc)| {
                 let (ea, eb) = (enc(&a, desc), enc(&b, desc));
                 prop_assert_eq!(
                     ea.cmp(&eb),
@@ -588,7 +624,8 @@ mod tests {
         /// Mixed-type, mixed-direction keys: memcmp == component-wise order, prefixes are byte
         /// prefixes, and decode_key inverts encode_key for every prefix.
         #[test]
-        fn keys_compare_and_prefix((schema, ka, kb, k) in schema_and_keys()) {
+        fn keys_compare_and_prefix((schema, ka, kb, k, shared) in schema_and_keys()) {
+            let kb: Vec<Value> = ka[..shared].iter().chain(&kb[shared..]).cloned().collect();
             let (ea, eb) = (encode_key(&with_dirs(&schema, &ka)), encode_key(&with_dirs(&schema, &kb)));
             prop_assert_eq!(ea.cmp(&eb), keys_cmp(&schema, &ka, &kb));
             let pa = encode_key(&with_dirs(&schema, &ka[..k]));
