@@ -1,0 +1,121 @@
+//! The `talus` command-line tool.
+//!
+//! `talus demo` opens an embedded engine in a temporary directory, writes rows, deletes a range,
+//! a row and a partition, and prints what each query returns together with the query statistics.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Schema, SchemaRef, Timestamp, Value};
+use talus::{Engine, EngineOptions, Query, QueryResult};
+
+#[derive(Parser)]
+#[command(name = "talus", version, about = "Talus storage engine tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write, delete and query an embedded engine, printing every step.
+    Demo {
+        /// Partitions to write.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Rows per partition.
+        #[arg(long, default_value_t = 8)]
+        rows: i32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { partitions, rows } => demo(partitions, rows),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_result(schema: &Schema, label: &str, result: &QueryResult) -> talus::Result<()> {
+    println!("-- {label}");
+    for partition in &result.partitions {
+        let key = partition.key.key.decode(&schema.partition_key_types())?;
+        for row in &partition.rows {
+            let ck = schema.decode_clustering(&row.clustering)?;
+            let cells: Vec<String> = row
+                .cells
+                .iter()
+                .filter_map(|(id, bytes)| {
+                    let def = schema.column_by_id(*id)?;
+                    let value = Value::deserialize(def.ty, bytes).ok()?;
+                    Some(format!("{}={value:?}", def.name))
+                })
+                .collect();
+            println!("   pk={key:?} ck={ck:?} {}", cells.join(" "));
+        }
+    }
+    let s = &result.stats;
+    println!(
+        "   [{} live rows; tombstones seen: {} partition, {} range changes, {} row, {} cell; {} dead rows]",
+        s.live_rows,
+        s.compaction.partition_tombstones,
+        s.compaction.range_tombstone_changes,
+        s.compaction.row_tombstones,
+        s.compaction.dead_cells,
+        s.compaction.dead_rows
+    );
+    Ok(())
+}
+
+fn demo(partitions: i32, rows: i32) -> talus::Result<()> {
+    let dir = std::env::temp_dir().join(format!("talus-demo-{}", std::process::id()));
+    let engine = Engine::open(&dir, EngineOptions::default())?;
+    println!("opened an embedded engine in {}", dir.display());
+    let schema: SchemaRef = Schema::builder("demo", "events")
+        .partition_key("sensor", ColumnType::Int)
+        .clustering("seq", ColumnType::Int)
+        .regular("reading", ColumnType::Double)
+        .regular("note", ColumnType::Text)
+        .build()?;
+    engine.create_table(schema.clone())?;
+    let now = GcTime::now();
+    for p in 0..partitions {
+        let mut builder = Mutation::builder(&schema, &[Value::Int(p)]).now(now);
+        for r in 0..rows {
+            let ts = Timestamp::now();
+            builder = builder
+                .insert(&[Value::Int(r)], ts)
+                .set(&[Value::Int(r)], "reading", Value::Double(f64::from(p * 100 + r) / 10.0), ts)
+                .set(&[Value::Int(r)], "note", Value::Text(format!("p{p} r{r}")), ts);
+        }
+        engine.apply(&builder.build()?)?;
+    }
+    println!("wrote {partitions} partitions x {rows} rows");
+    let table = schema.full_name();
+    print_result(&schema, "partition 0", &engine.query(&Query::partition(&schema, &[Value::Int(0)])?)?)?;
+
+    let delete = Mutation::builder(&schema, &[Value::Int(0)])
+        .now(now)
+        .delete_range(RangeBound::Inclusive(vec![Value::Int(2)]), RangeBound::Exclusive(vec![Value::Int(6)]), Timestamp::now())
+        .delete_row(&[Value::Int(7)], Timestamp::now())
+        .build()?;
+    engine.apply(&delete)?;
+    print_result(&schema, "partition 0 after DELETE seq >= 2 AND seq < 6, and DELETE seq = 7", &engine.query(&Query::partition(&schema, &[Value::Int(0)])?)?)?;
+
+    if partitions > 1 {
+        engine.apply(&Mutation::builder(&schema, &[Value::Int(1)]).now(now).delete_partition(Timestamp::now()).build()?)?;
+    }
+    print_result(&schema, "full scan after deleting partition 1", &engine.query(&talus::scan_all(&table))?)?;
+    let stats = engine.memtable_stats(&table)?;
+    println!("memtable: {} partitions, ~{} bytes", stats.partitions, stats.memory_bytes);
+    drop(engine);
+    std::fs::remove_dir_all(&dir).map_err(|source| talus::Error::Io { path: dir.display().to_string(), source })?;
+    Ok(())
+}
