@@ -2,12 +2,14 @@
 //!
 //! Run: `cargo bench -p talus-bench --bench memtable`.
 
+#![allow(clippy::unwrap_used)] // benchmark setup: a failure should abort the run loudly
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use talus::format::{PartitionKey, Value};
 use talus::Memtable;
 use talus_bench::{key, kv_put, kv_schema};
-use talus::format::{PartitionKey, Value};
 
 const N: u64 = 100_000;
 
@@ -51,9 +53,7 @@ fn point_queries(c: &mut Criterion) {
     let mut g = c.benchmark_group("memtable_point_query");
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
-    g.bench_function("1_thread", |b| {
-        b.iter(|| keys.iter().filter(|k| m.partition(k).is_some_and(|p| !p.rows.is_empty())).count())
-    });
+    g.bench_function("1_thread", |b| b.iter(|| keys.iter().filter(|k| m.partition(k).is_some_and(|p| !p.rows.is_empty())).count()));
     let keys = Arc::new(keys);
     g.bench_function("2_threads", |b| {
         b.iter(|| {
