@@ -75,9 +75,7 @@ impl Cell {
     /// The write timestamp.
     pub fn timestamp(&self) -> Timestamp {
         match self {
-            Cell::Live { timestamp, .. } | Cell::Expiring { timestamp, .. } | Cell::Dead { timestamp, .. } => {
-                *timestamp
-            }
+            Cell::Live { timestamp, .. } | Cell::Expiring { timestamp, .. } | Cell::Dead { timestamp, .. } => *timestamp,
         }
     }
 
@@ -125,10 +123,9 @@ impl Cell {
             (Cell::Expiring { .. }, Cell::Live { .. }) => Ordering::Greater,
             (Cell::Live { .. }, Cell::Expiring { .. }) => Ordering::Less,
             // R1.29.3b: later expiry wins, then the smaller ttl, then the value.
-            (
-                Cell::Expiring { expiry: ea, ttl: ta, value: va, .. },
-                Cell::Expiring { expiry: eb, ttl: tb, value: vb, .. },
-            ) => ea.cmp(eb).then_with(|| tb.cmp(ta)).then_with(|| va.cmp(vb)),
+            (Cell::Expiring { expiry: ea, ttl: ta, value: va, .. }, Cell::Expiring { expiry: eb, ttl: tb, value: vb, .. }) => {
+                ea.cmp(eb).then_with(|| tb.cmp(ta)).then_with(|| va.cmp(vb))
+            }
             // R1.29.3c: the larger value (unsigned bytes) wins.
             (Cell::Live { value: va, .. }, Cell::Live { value: vb, .. }) => va.cmp(vb),
         })
@@ -203,9 +200,7 @@ impl RowMarker {
     pub fn timestamp(&self) -> Timestamp {
         match self {
             RowMarker::Missing => Timestamp::MISSING,
-            RowMarker::Live { timestamp } | RowMarker::Expiring { timestamp, .. } | RowMarker::Dead { timestamp, .. } => {
-                *timestamp
-            }
+            RowMarker::Live { timestamp } | RowMarker::Expiring { timestamp, .. } | RowMarker::Dead { timestamp, .. } => *timestamp,
         }
     }
 

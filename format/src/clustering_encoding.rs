@@ -72,9 +72,7 @@ pub fn encode_component(value: &Value, descending: bool, out: &mut Vec<u8>) {
         Value::TinyInt(v) => out.push((*v as u8) ^ 0x80),
         Value::SmallInt(v) => out.extend_from_slice(&((*v as u16) ^ 0x8000).to_be_bytes()),
         Value::Int(v) => out.extend_from_slice(&((*v as u32) ^ 0x8000_0000).to_be_bytes()),
-        Value::BigInt(v) | Value::Timestamp(v) => {
-            out.extend_from_slice(&((*v as u64) ^ SIGN64).to_be_bytes())
-        }
+        Value::BigInt(v) | Value::Timestamp(v) => out.extend_from_slice(&((*v as u64) ^ SIGN64).to_be_bytes()),
         Value::Boolean(v) => out.push(u8::from(*v)),
         Value::Double(v) => out.extend_from_slice(&double_key(*v).to_be_bytes()),
         Value::Uuid(u) => out.extend_from_slice(&uuid_key(u).to_be_bytes()),
@@ -94,18 +92,8 @@ pub fn encode_component(value: &Value, descending: bool, out: &mut Vec<u8>) {
 /// Returns the value and the number of bytes consumed from `offset`. Error offsets are absolute
 /// positions in `input`. Any malformed input (including `offset > input.len()`) is an
 /// [`Error::Corrupt`] with structure `"clustering component"`.
-pub fn decode_component(
-    ty: ColumnType,
-    descending: bool,
-    input: &[u8],
-    offset: usize,
-) -> Result<(Value, usize)> {
-    let mut r = Reader {
-        input,
-        pos: offset,
-        mask: if descending { 0xFF } else { 0x00 },
-        ty,
-    };
+pub fn decode_component(ty: ColumnType, descending: bool, input: &[u8], offset: usize) -> Result<(Value, usize)> {
+    let mut r = Reader { input, pos: offset, mask: if descending { 0xFF } else { 0x00 }, ty };
     let value = match ty {
         ColumnType::TinyInt => Value::TinyInt((r.array::<1>()?[0] ^ 0x80) as i8),
         ColumnType::SmallInt => Value::SmallInt((u16::from_be_bytes(r.array()?) ^ 0x8000) as i16),
@@ -123,10 +111,7 @@ pub fn decode_component(
         ColumnType::Double => {
             let at = r.pos;
             let key = u64::from_be_bytes(r.array()?);
-            Value::Double(
-                double_from_key(key)
-                    .ok_or_else(|| corrupt(at, format!("non-canonical NaN key {key:#018x}")))?,
-            )
+            Value::Double(double_from_key(key).ok_or_else(|| corrupt(at, format!("non-canonical NaN key {key:#018x}")))?)
         }
         ColumnType::Uuid => Value::Uuid(uuid_from_key(u128::from_be_bytes(r.array()?))),
         ColumnType::TimeUuid => {
@@ -141,9 +126,7 @@ pub fn decode_component(
         ColumnType::Text => {
             let at = r.pos;
             let bytes = r.unescape()?;
-            Value::Text(
-                String::from_utf8(bytes).map_err(|e| corrupt(at, format!("invalid UTF-8: {e}")))?,
-            )
+            Value::Text(String::from_utf8(bytes).map_err(|e| corrupt(at, format!("invalid UTF-8: {e}")))?)
         }
         ColumnType::Blob => Value::Blob(Bytes::from(r.unescape()?)),
     };
@@ -190,11 +173,7 @@ pub fn decode_key(types: &[(ColumnType, bool)], input: &[u8]) -> Result<Vec<Valu
 }
 
 fn corrupt(offset: usize, reason: String) -> Error {
-    Error::Corrupt {
-        structure: STRUCTURE,
-        offset,
-        reason,
-    }
+    Error::Corrupt { structure: STRUCTURE, offset, reason }
 }
 
 /// Cursor over `input` that undoes the DESC inversion (`mask`) as it reads.
@@ -228,11 +207,7 @@ impl Reader<'_> {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let src = self
-            .pos
-            .checked_add(N)
-            .and_then(|end| self.input.get(self.pos..end))
-            .ok_or_else(|| self.truncated(N))?;
+        let src = self.pos.checked_add(N).and_then(|end| self.input.get(self.pos..end)).ok_or_else(|| self.truncated(N))?;
         let mut out = [0u8; N];
         for (o, s) in out.iter_mut().zip(src) {
             *o = s ^ self.mask;
@@ -254,12 +229,7 @@ impl Reader<'_> {
             match self.byte()? {
                 0xFF => out.push(0),
                 0x00 => return Ok(out),
-                other => {
-                    return Err(corrupt(
-                        at,
-                        format!("bad escape 00 {other:02x} in {}", self.ty.name()),
-                    ))
-                }
+                other => return Err(corrupt(at, format!("bad escape 00 {other:02x} in {}", self.ty.name()))),
             }
         }
     }
@@ -278,11 +248,7 @@ fn escape(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// Java `Double.compare` order as an unsigned key: NaN canonical and greatest, -0.0 < +0.0.
 fn double_key(d: f64) -> u64 {
-    let bits = if d.is_nan() {
-        CANONICAL_NAN
-    } else {
-        d.to_bits()
-    };
+    let bits = if d.is_nan() { CANONICAL_NAN } else { d.to_bits() };
     if bits & SIGN64 != 0 {
         !bits
     } else {
@@ -292,11 +258,7 @@ fn double_key(d: f64) -> u64 {
 
 /// Inverse of [`double_key`]; `None` for keys that no double encodes to (non-canonical NaNs).
 fn double_from_key(key: u64) -> Option<f64> {
-    let bits = if key & SIGN64 != 0 {
-        key & !SIGN64
-    } else {
-        !key
-    };
+    let bits = if key & SIGN64 != 0 { key & !SIGN64 } else { !key };
     let d = f64::from_bits(bits);
     if d.is_nan() && bits != CANONICAL_NAN {
         None
@@ -327,22 +289,14 @@ fn msb_from_timestamp60(version: u64, ts: u64) -> u64 {
 fn uuid_key(u: &[u8; 16]) -> u128 {
     let (msb, lsb) = halves(u);
     let version = (msb >> 12) & 0xf;
-    let rest = if version == 1 {
-        timestamp60(msb)
-    } else {
-        ((msb >> 16) << 12) | (msb & 0x0fff)
-    };
+    let rest = if version == 1 { timestamp60(msb) } else { ((msb >> 16) << 12) | (msb & 0x0fff) };
     (u128::from((version << 60) | rest) << 64) | u128::from(lsb)
 }
 
 fn uuid_from_key(key: u128) -> [u8; 16] {
     let hi = (key >> 64) as u64;
     let (version, rest) = (hi >> 60, hi & LOW60);
-    let msb = if version == 1 {
-        msb_from_timestamp60(version, rest)
-    } else {
-        ((rest >> 12) << 16) | (version << 12) | (rest & 0x0fff)
-    };
+    let msb = if version == 1 { msb_from_timestamp60(version, rest) } else { ((rest >> 12) << 16) | (version << 12) | (rest & 0x0fff) };
     join(msb, key as u64)
 }
 
@@ -405,18 +359,13 @@ mod tests {
         if va != vb {
             return va.cmp(&vb);
         }
-        let by_time = if va == 1 {
-            compare_timestamp_bytes(a, b)
-        } else {
-            Ordering::Equal
-        };
+        let by_time = if va == 1 { compare_timestamp_bytes(a, b) } else { Ordering::Equal };
         by_time.then_with(|| a.cmp(b))
     }
 
     /// Cassandra `TimeUUIDType.compare`: timestamp, then `ByteBuffer.compareTo` (signed bytes).
     fn cassandra_timeuuid_compare(a: &[u8; 16], b: &[u8; 16]) -> Ordering {
-        compare_timestamp_bytes(a, b)
-            .then_with(|| a.iter().map(|x| *x as i8).cmp(b.iter().map(|x| *x as i8)))
+        compare_timestamp_bytes(a, b).then_with(|| a.iter().map(|x| *x as i8).cmp(b.iter().map(|x| *x as i8)))
     }
 
     fn typed_cmp(a: &Value, b: &Value) -> Ordering {
@@ -499,16 +448,11 @@ mod tests {
             .boxed(),
             ColumnType::Uuid => uuid_bytes(false).prop_map(Value::Uuid).boxed(),
             ColumnType::TimeUuid => uuid_bytes(true).prop_map(Value::TimeUuid).boxed(),
-            ColumnType::Text => prop_oneof![
-                any::<String>(),
-                "[\\x00\\x01a\\x7f\\u{80}\\u{ff}\\u{10ffff}]{0,6}",
-            ]
-            .prop_map(Value::Text)
-            .boxed(),
+            ColumnType::Text => {
+                prop_oneof![any::<String>(), "[\\x00\\x01a\\x7f\\u{80}\\u{ff}\\u{10ffff}]{0,6}",].prop_map(Value::Text).boxed()
+            }
             ColumnType::Blob => {
-                prop::collection::vec(prop_oneof![tricky_byte(), any::<u8>()], 0..8)
-                    .prop_map(|v| Value::Blob(Bytes::from(v)))
-                    .boxed()
+                prop::collection::vec(prop_oneof![tricky_byte(), any::<u8>()], 0..8).prop_map(|v| Value::Blob(Bytes::from(v))).boxed()
             }
         }
     }
@@ -533,9 +477,7 @@ mod tests {
                     let cut = s.char_indices().nth(i % 4).map_or(s.len(), |(c, _)| c);
                     Value::Text(format!("{}{t}", &s[..cut]))
                 }
-                (Value::Blob(s), Value::Blob(t)) => {
-                    Value::Blob([&s[..i.min(s.len())], &t[..]].concat().into())
-                }
+                (Value::Blob(s), Value::Blob(t)) => Value::Blob([&s[..i.min(s.len())], &t[..]].concat().into()),
                 (_, b) => b,
             };
             (a, b)
@@ -544,34 +486,18 @@ mod tests {
     }
 
     /// A schema, two full keys for it, a prefix length and a number of shared leading components.
-    type KeyCase = (
-        Vec<(ColumnType, bool)>,
-        Vec<Value>,
-        Vec<Value>,
-        usize,
-        usize,
-    );
+    type KeyCase = (Vec<(ColumnType, bool)>, Vec<Value>, Vec<Value>, usize, usize);
 
     fn schema_and_keys() -> impl Strategy<Value = KeyCase> {
-        prop::collection::vec((prop::sample::select(all_types()), any::<bool>()), 1..5)
-            .prop_flat_map(|schema| {
-                let key = || {
-                    schema
-                        .iter()
-                        .map(|(ty, _)| value_strategy(*ty))
-                        .collect::<Vec<_>>()
-                };
-                let n = schema.len();
-                (Just(schema.clone()), key(), key(), 0..=n, 0..=n)
-            })
+        prop::collection::vec((prop::sample::select(all_types()), any::<bool>()), 1..5).prop_flat_map(|schema| {
+            let key = || schema.iter().map(|(ty, _)| value_strategy(*ty)).collect::<Vec<_>>();
+            let n = schema.len();
+            (Just(schema.clone()), key(), key(), 0..=n, 0..=n)
+        })
     }
 
     fn with_dirs(schema: &[(ColumnType, bool)], values: &[Value]) -> Vec<(Value, bool)> {
-        values
-            .iter()
-            .zip(schema)
-            .map(|(v, (_, d))| (v.clone(), *d))
-            .collect()
+        values.iter().zip(schema).map(|(v, (_, d))| (v.clone(), *d)).collect()
     }
 
     /// Component-wise comparison of two prefixes (shorter-with-equal-common-part sorts first).
@@ -596,18 +522,9 @@ mod tests {
             let strategy = (pair_strategy(ty), any::<bool>());
             let result = runner.run(&strategy, |((a, b), desc)| {
                 let (ea, eb) = (enc(&a, desc), enc(&b, desc));
-                prop_assert_eq!(
-                    ea.cmp(&eb),
-                    dir(typed_cmp(&a, &b), desc),
-                    "{:?} vs {:?}",
-                    a,
-                    b
-                );
+                prop_assert_eq!(ea.cmp(&eb), dir(typed_cmp(&a, &b), desc), "{:?} vs {:?}", a, b);
                 if ea != eb {
-                    prop_assert!(
-                        !ea.starts_with(&eb) && !eb.starts_with(&ea),
-                        "not prefix-free"
-                    );
+                    prop_assert!(!ea.starts_with(&eb) && !eb.starts_with(&ea), "not prefix-free");
                 }
                 let (decoded, used) = decode_component(ty, desc, &ea, 0).unwrap();
                 prop_assert!(same(&decoded, &a), "{:?} decoded as {:?}", a, decoded);
@@ -681,17 +598,9 @@ mod tests {
             (Value::Int(1), false, &[0x80, 0, 0, 1]),
             (Value::Int(1), true, &[0x7f, 0xff, 0xff, 0xfe]),
             (Value::Boolean(true), false, &[1]),
-            (
-                Value::Text("a\0b".into()),
-                false,
-                &[0x61, 0, 0xff, 0x62, 0, 0],
-            ),
+            (Value::Text("a\0b".into()), false, &[0x61, 0, 0xff, 0x62, 0, 0]),
             (Value::Blob(Bytes::new()), true, &[0xff, 0xff]),
-            (
-                Value::Double(-0.0),
-                false,
-                &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-            ),
+            (Value::Double(-0.0), false, &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
             (Value::Double(-f64::NAN), false, &nan),
         ];
         for (value, desc, expected) in cases {
@@ -726,49 +635,24 @@ mod tests {
     #[test]
     fn corrupt_inputs_are_typed_errors() {
         let corrupt_at = |r: Result<(Value, usize)>, at: usize| match r {
-            Err(Error::Corrupt {
-                structure: "clustering component",
-                offset,
-                ..
-            }) => {
+            Err(Error::Corrupt { structure: "clustering component", offset, .. }) => {
                 assert_eq!(offset, at)
             }
             other => panic!("expected corrupt at {at}, got {other:?}"),
         };
         corrupt_at(decode_component(ColumnType::Boolean, false, &[9, 2], 1), 1);
-        corrupt_at(
-            decode_component(ColumnType::Int, false, &[0, 0x80, 0, 0], 1),
-            1,
-        );
-        corrupt_at(
-            decode_component(ColumnType::Text, false, &[0x61, 0, 0x01], 0),
-            2,
-        );
+        corrupt_at(decode_component(ColumnType::Int, false, &[0, 0x80, 0, 0], 1), 1);
+        corrupt_at(decode_component(ColumnType::Text, false, &[0x61, 0, 0x01], 0), 2);
         corrupt_at(decode_component(ColumnType::Text, false, &[0x61], 0), 1);
-        corrupt_at(
-            decode_component(ColumnType::Text, false, &[0xc3, 0, 0], 0),
-            0,
-        );
-        corrupt_at(
-            decode_component(ColumnType::Double, false, &[0xff; 8], 0),
-            0,
-        );
-        corrupt_at(
-            decode_component(ColumnType::TimeUuid, false, &[0x40; 16], 0),
-            0,
-        );
+        corrupt_at(decode_component(ColumnType::Text, false, &[0xc3, 0, 0], 0), 0);
+        corrupt_at(decode_component(ColumnType::Double, false, &[0xff; 8], 0), 0);
+        corrupt_at(decode_component(ColumnType::TimeUuid, false, &[0x40; 16], 0), 0);
         corrupt_at(decode_component(ColumnType::TinyInt, false, &[1], 5), 5);
         let key = encode_key(&[(Value::Int(1), false), (Value::Text("x".into()), true)]);
         let types = [(ColumnType::Int, false), (ColumnType::Text, true)];
-        assert_eq!(
-            decode_key(&types, &key).unwrap(),
-            vec![Value::Int(1), Value::Text("x".into())]
-        );
+        assert_eq!(decode_key(&types, &key).unwrap(), vec![Value::Int(1), Value::Text("x".into())]);
         assert_eq!(decode_key(&types, &key[..4]).unwrap(), vec![Value::Int(1)]);
-        assert!(
-            decode_key(&types, &key[..5]).is_err(),
-            "truncated second component"
-        );
+        assert!(decode_key(&types, &key[..5]).is_err(), "truncated second component");
         let mut long = key.clone();
         long.push(0);
         assert!(matches!(

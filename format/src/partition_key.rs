@@ -30,11 +30,7 @@ impl PartitionKey {
         let parts: Vec<Bytes> = values.iter().map(Value::serialize).collect();
         for part in &parts {
             if part.len() > MAX_KEY_COMPONENT_BYTES {
-                return Err(Error::TooLarge {
-                    what: "partition key component".into(),
-                    size: part.len(),
-                    limit: MAX_KEY_COMPONENT_BYTES,
-                });
+                return Err(Error::TooLarge { what: "partition key component".into(), size: part.len(), limit: MAX_KEY_COMPONENT_BYTES });
             }
         }
         if let [single] = parts.as_slice() {
@@ -65,20 +61,14 @@ impl PartitionKey {
         if let [single] = types {
             return Ok(vec![Value::deserialize(*single, &self.0)?]);
         }
-        let corrupt = |offset: usize, reason: &str| Error::Corrupt {
-            structure: "partition key",
-            offset,
-            reason: reason.to_string(),
-        };
+        let corrupt = |offset: usize, reason: &str| Error::Corrupt { structure: "partition key", offset, reason: reason.to_string() };
         let bytes = &self.0[..];
         let mut values = Vec::with_capacity(types.len());
         let mut at = 0;
         for ty in types {
             let len_bytes = bytes.get(at..at + 2).ok_or_else(|| corrupt(at, "truncated length"))?;
             let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-            let body = bytes
-                .get(at + 2..at + 2 + len)
-                .ok_or_else(|| corrupt(at, "component longer than the key"))?;
+            let body = bytes.get(at + 2..at + 2 + len).ok_or_else(|| corrupt(at, "component longer than the key"))?;
             if bytes.get(at + 2 + len) != Some(&0) {
                 return Err(corrupt(at + 2 + len, "missing end-of-component byte"));
             }
@@ -146,9 +136,7 @@ mod tests {
 
     #[test]
     fn order_is_token_then_bytes_r1_5() {
-        let mut keys: Vec<DecoratedKey> = (0..50)
-            .map(|i| PartitionKey::from_values(&[Value::Int(i)]).unwrap().decorate())
-            .collect();
+        let mut keys: Vec<DecoratedKey> = (0..50).map(|i| PartitionKey::from_values(&[Value::Int(i)]).unwrap().decorate()).collect();
         keys.sort();
         for pair in keys.windows(2) {
             assert!(pair[0].token <= pair[1].token);

@@ -261,7 +261,12 @@ impl Schema {
     /// Encodes up to all clustering components into a prefix, checking arity, types and size.
     pub fn clustering_prefix(&self, values: &[Value]) -> Result<ClusteringPrefix> {
         if values.len() > self.clustering.len() {
-            return Err(Error::KeyArity { table: self.full_name(), key: "clustering", expected: self.clustering.len(), found: values.len() });
+            return Err(Error::KeyArity {
+                table: self.full_name(),
+                key: "clustering",
+                expected: self.clustering.len(),
+                found: values.len(),
+            });
         }
         let mut out = Vec::new();
         for (column, value) in self.clustering.iter().zip(values) {
@@ -278,7 +283,12 @@ impl Schema {
     /// Encodes a full clustering key (every component present).
     pub fn clustering_key(&self, values: &[Value]) -> Result<ClusteringPrefix> {
         if values.len() != self.clustering.len() {
-            return Err(Error::KeyArity { table: self.full_name(), key: "clustering", expected: self.clustering.len(), found: values.len() });
+            return Err(Error::KeyArity {
+                table: self.full_name(),
+                key: "clustering",
+                expected: self.clustering.len(),
+                found: values.len(),
+            });
         }
         self.clustering_prefix(values)
     }

@@ -23,10 +23,7 @@ impl Timestamp {
     /// The current wall-clock time in microseconds, strictly increasing across calls in this process.
     pub fn now() -> Timestamp {
         static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0);
         let mut last = LAST.load(Ordering::Relaxed);
         loop {
             let next = wall.max(last.saturating_add(1));
@@ -51,12 +48,7 @@ impl GcTime {
 
     /// The current wall-clock time in seconds.
     pub fn now() -> GcTime {
-        GcTime(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-        )
+        GcTime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0))
     }
 
     /// `self + seconds`, saturating.

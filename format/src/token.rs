@@ -286,11 +286,7 @@ mod tests {
             [1589012859535948937, 7402826160257180747],
         ];
         for (len, expected) in EXPECTED.iter().enumerate() {
-            assert_eq!(
-                murmur3_x64_128(&FULL[..len], 0xcafe_babe),
-                *expected,
-                "prefix of length {len}"
-            );
+            assert_eq!(murmur3_x64_128(&FULL[..len], 0xcafe_babe), *expected, "prefix of length {len}");
         }
     }
 

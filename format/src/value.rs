@@ -156,10 +156,9 @@ impl Value {
     /// Parses the serialized form of a value of type `ty`.
     pub fn deserialize(ty: ColumnType, bytes: &[u8]) -> Result<Value> {
         fn fixed<const N: usize>(ty: ColumnType, bytes: &[u8]) -> Result<[u8; N]> {
-            bytes.try_into().map_err(|_| Error::InvalidValue {
-                column_type: ty.name(),
-                reason: format!("expected {N} bytes, found {}", bytes.len()),
-            })
+            bytes
+                .try_into()
+                .map_err(|_| Error::InvalidValue { column_type: ty.name(), reason: format!("expected {N} bytes, found {}", bytes.len()) })
         }
         Ok(match ty {
             ColumnType::TinyInt => Value::TinyInt(i8::from_be_bytes(fixed(ty, bytes)?)),
@@ -185,10 +184,8 @@ impl Value {
                 Value::TimeUuid(v)
             }
             ColumnType::Text => Value::Text(
-                String::from_utf8(bytes.to_vec()).map_err(|e| Error::InvalidValue {
-                    column_type: ty.name(),
-                    reason: format!("invalid UTF-8: {e}"),
-                })?,
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|e| Error::InvalidValue { column_type: ty.name(), reason: format!("invalid UTF-8: {e}") })?,
             ),
             ColumnType::Blob => Value::Blob(Bytes::copy_from_slice(bytes)),
         })
@@ -207,10 +204,7 @@ fn check_timeuuid(v: &[u8; 16]) -> Result<()> {
     if v[6] >> 4 == 1 {
         Ok(())
     } else {
-        Err(Error::InvalidValue {
-            column_type: "timeuuid",
-            reason: format!("UUID version {} is not 1", v[6] >> 4),
-        })
+        Err(Error::InvalidValue { column_type: "timeuuid", reason: format!("UUID version {} is not 1", v[6] >> 4) })
     }
 }
 
