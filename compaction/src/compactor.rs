@@ -13,8 +13,8 @@
 use std::cell::{Cell as StdCell, OnceCell};
 
 use talus_format::{
-    DecoratedKey, Fragment, FragmentStream, GcTime, PurgeRule, RangeTombstoneChange, Result, RowTombstone, RowTombstoneFate,
-    Timestamp, Tombstone,
+    DecoratedKey, Fragment, FragmentStream, GcTime, PurgeRule, RangeTombstoneChange, Result, RowTombstone, RowTombstoneFate, Timestamp,
+    Tombstone,
 };
 
 use crate::gc::GcPolicy;

@@ -101,7 +101,8 @@ impl Engine {
     /// Drops a table and its data.
     pub fn drop_table(&self, name: &str) -> Result<()> {
         let mut tables = self.inner.tables.write();
-        let id = tables.values().find(|t| t.schema.full_name() == name).map(|t| t.schema.id).ok_or_else(|| Error::UnknownTable(name.into()))?;
+        let id =
+            tables.values().find(|t| t.schema.full_name() == name).map(|t| t.schema.id).ok_or_else(|| Error::UnknownTable(name.into()))?;
         tables.remove(&id);
         Ok(())
     }
@@ -176,4 +177,3 @@ impl Engine {
 pub fn scan_all(table: &str) -> Query {
     Query::new(table, PartitionRange::all())
 }
-

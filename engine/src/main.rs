@@ -107,7 +107,11 @@ fn demo(partitions: i32, rows: i32) -> talus::Result<()> {
         .delete_row(&[Value::Int(7)], Timestamp::now())
         .build()?;
     engine.apply(&delete)?;
-    print_result(&schema, "partition 0 after DELETE seq >= 2 AND seq < 6, and DELETE seq = 7", &engine.query(&Query::partition(&schema, &[Value::Int(0)])?)?)?;
+    print_result(
+        &schema,
+        "partition 0 after DELETE seq >= 2 AND seq < 6, and DELETE seq = 7",
+        &engine.query(&Query::partition(&schema, &[Value::Int(0)])?)?,
+    )?;
 
     if partitions > 1 {
         engine.apply(&Mutation::builder(&schema, &[Value::Int(1)]).now(now).delete_partition(Timestamp::now()).build()?)?;

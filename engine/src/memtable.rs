@@ -257,6 +257,7 @@ impl Memtable {
 fn update_size(update: &PartitionUpdate) -> usize {
     let cells = |c: &Cells| c.iter().map(|(_, cell)| 32 + cell.value().map_or(0, |v| v.len())).sum::<usize>();
     let rows: usize = update.rows.iter().map(|(k, r)| ENTRY_OVERHEAD + k.encoded().len() + cells(&r.cells)).sum();
-    let rts: usize = update.range_tombstones.iter().map(|rt| 64 + rt.start.prefix().encoded().len() + rt.end.prefix().encoded().len()).sum();
+    let rts: usize =
+        update.range_tombstones.iter().map(|rt| 64 + rt.start.prefix().encoded().len() + rt.end.prefix().encoded().len()).sum();
     cells(&update.static_cells) + rows + rts
 }
