@@ -13,8 +13,8 @@
 use std::cell::{Cell as StdCell, OnceCell};
 
 use talus_format::{
-    DecoratedKey, Fragment, FragmentStream, GcTime, PurgeRule, RangeTombstoneChange, Result, RowTombstone, RowTombstoneFate, Timestamp,
-    Tombstone,
+    CompactionPurpose, DecoratedKey, Fragment, FragmentStream, GcTime, PurgeRule, RangeTombstoneChange, Result, RowTombstone,
+    RowTombstoneFate, Timestamp, Tombstone,
 };
 
 use crate::gc::GcPolicy;
@@ -103,14 +103,15 @@ impl PurgeRule for PartitionGc<'_> {
 /// Compacts one fragment stream under a [`GcPolicy`].
 pub struct Compactor {
     policy: GcPolicy,
+    purpose: CompactionPurpose,
     partition: Option<PartitionState>,
     stats: CompactionStats,
 }
 
 impl Compactor {
-    /// A compactor applying `policy` (its `now` is also the expiry clock).
-    pub fn new(policy: GcPolicy) -> Compactor {
-        Compactor { policy, partition: None, stats: CompactionStats::default() }
+    /// A compactor applying `policy` (its `now` is also the expiry clock) for `purpose`.
+    pub fn new(policy: GcPolicy, purpose: CompactionPurpose) -> Compactor {
+        Compactor { policy, purpose, partition: None, stats: CompactionStats::default() }
     }
 
     /// Statistics so far.
@@ -177,12 +178,12 @@ impl Compactor {
                 let Some(state) = &self.partition else { return };
                 self.stats.rows += 1;
                 self.stats.dead_cells += row.cells.iter().filter(|(_, c)| !c.is_live_at(now)).count() as u64;
-                if row.tombstone.effective().is_some() {
+                if !row.tombstone.is_none() {
                     self.stats.row_tombstones += 1;
                 }
                 // R2.11: covering = pt + eff_rt.
                 let covering = state.pt.max(state.eff_rt);
-                let fate = row.compact(covering, Some(now), &PartitionGc { policy: &self.policy, state });
+                let fate = row.compact(covering, Some(now), &PartitionGc { policy: &self.policy, state }, self.purpose);
                 if fate == RowTombstoneFate::Redundant {
                     self.stats.redundant_row_tombstones += 1;
                 }
@@ -241,9 +242,9 @@ pub struct CompactedStream<'a> {
 }
 
 impl<'a> CompactedStream<'a> {
-    /// Compacts `input` under `policy`.
-    pub fn new(input: FragmentStream<'a>, policy: GcPolicy) -> CompactedStream<'a> {
-        CompactedStream { input, compactor: Compactor::new(policy), buffer: Default::default(), scratch: Vec::new() }
+    /// Compacts `input` under `policy` for `purpose`.
+    pub fn new(input: FragmentStream<'a>, policy: GcPolicy, purpose: CompactionPurpose) -> CompactedStream<'a> {
+        CompactedStream { input, compactor: Compactor::new(policy, purpose), buffer: Default::default(), scratch: Vec::new() }
     }
 
     /// Statistics so far.

@@ -17,3 +17,4 @@ pub use compactor::{CompactedStream, CompactionStats, Compactor};
 pub use gc::{GcPolicy, OverlapCheck, RepairHistory};
 pub use merge::MergedStream;
 pub use rt_merger::RangeTombstoneChangeMerger;
+pub use talus_format::CompactionPurpose;

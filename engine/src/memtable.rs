@@ -19,7 +19,8 @@ use arc_swap::ArcSwap;
 use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 use talus_format::{
-    Cells, ClusteringPrefix, DecoratedKey, Mutation, NeverPurge, PartitionUpdate, Position, RangeTombstoneList, Row, Timestamp, Tombstone,
+    Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionUpdate, Position, RangeTombstoneList, Row,
+    Timestamp, Tombstone,
 };
 
 /// One immutable version of a partition in a memtable.
@@ -52,7 +53,7 @@ impl PartitionVersion {
             self.rows = std::mem::take(&mut self.rows)
                 .into_iter()
                 .filter_map(|(key, mut row)| {
-                    row.compact(t, None, &NeverPurge);
+                    row.compact(t, None, &NeverPurge, CompactionPurpose::Persist);
                     (!row.is_empty()).then_some((key, row))
                 })
                 .collect();
@@ -89,7 +90,7 @@ impl PartitionVersion {
         if let Some(incoming) = incoming {
             row.apply(incoming);
         }
-        row.compact(covering, None, &NeverPurge);
+        row.compact(covering, None, &NeverPurge, CompactionPurpose::Persist);
         if row.is_empty() {
             self.rows.remove(&key);
         } else {
@@ -202,7 +203,7 @@ impl Memtable {
             see(cell.timestamp(), cell.is_live());
         }
         for row in update.rows.values() {
-            see(row.tombstone.effective().timestamp, false);
+            see(row.tombstone.max().timestamp, false);
             see(row.marker.timestamp(), row.marker.is_live());
             if row.marker.is_live() {
                 min_marker = min_marker.min(row.marker.timestamp().0);

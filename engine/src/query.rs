@@ -9,7 +9,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use talus_compaction::{CompactionStats, Compactor, GcPolicy, MergedStream};
+use talus_compaction::{CompactionPurpose, CompactionStats, Compactor, GcPolicy, MergedStream};
 use talus_format::{
     ClusteringPrefix, ColumnId, DecoratedKey, Fragment, FragmentStream, GcTime, PartitionKey, Position, RangeBound, Schema, Token, Value,
 };
@@ -200,7 +200,7 @@ impl QueryResult {
 /// Runs `query` over already-opened `sources` of `schema`'s table.
 pub(crate) fn execute(schema: &Schema, query: &Query, sources: Vec<FragmentStream<'_>>, mut stats: QueryStats) -> Result<QueryResult> {
     let opts = &schema.options;
-    let mut compactor = Compactor::new(GcPolicy::for_read(opts.tombstone_gc, opts.gc_grace_seconds, query.now));
+    let mut compactor = Compactor::new(GcPolicy::for_read(opts.tombstone_gc, opts.gc_grace_seconds, query.now), CompactionPurpose::Read);
     let mut builder = ResultBuilder::new(query);
     let paged = query.page_size.is_some();
     let mut out = Vec::new();

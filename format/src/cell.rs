@@ -117,8 +117,8 @@ impl Cell {
             // R1.29.2: at equal timestamps a dead cell wins over a live one.
             (Cell::Dead { .. }, Cell::Live { .. } | Cell::Expiring { .. }) => Ordering::Greater,
             (Cell::Live { .. } | Cell::Expiring { .. }, Cell::Dead { .. }) => Ordering::Less,
-            // R1.29.4: both dead, the larger deletion time wins.
-            (Cell::Dead { deletion_time: a, .. }, Cell::Dead { deletion_time: b, .. }) => a.cmp(b),
+            // R1.29.4: both dead, the larger deletion time wins, compared as u64 like ScyllaDB.
+            (Cell::Dead { deletion_time: a, .. }, Cell::Dead { deletion_time: b, .. }) => (a.0 as u64).cmp(&(b.0 as u64)),
             // R1.29.3a: expiring beats non-expiring (CASSANDRA-14592).
             (Cell::Expiring { .. }, Cell::Live { .. }) => Ordering::Greater,
             (Cell::Live { .. }, Cell::Expiring { .. }) => Ordering::Less,

@@ -27,7 +27,7 @@ pub use mutation_codec::{decode_mutation, encode_mutation, MUTATION_FORMAT_VERSI
 pub use partition_key::{DecoratedKey, PartitionKey};
 pub use position::{BoundKind, ClusteringPrefix, Position, Region};
 pub use range_tombstone::{RangeTombstone, RangeTombstoneChange, RangeTombstoneList};
-pub use row::{Cells, Row, RowTombstone, RowTombstoneFate};
+pub use row::{Cells, CompactionPurpose, Row, RowTombstone, RowTombstoneFate};
 pub use schema::{RangeBound, Schema, SchemaRef, TableId, TableOptions, TombstoneGcMode};
 pub use time::{GcTime, Timestamp};
 pub use token::Token;

@@ -228,10 +228,7 @@ impl<'s> MutationBuilder<'s> {
     }
 
     fn row_tombstone(mut self, clustering: &[Value], t: RowTombstone) -> Self {
-        let result = self.row_mut(clustering).map(|row| {
-            let marker = row.marker;
-            row.tombstone.apply(t, &marker);
-        });
+        let result = self.row_mut(clustering).map(|row| row.tombstone.apply(t));
         self.record(result);
         self
     }

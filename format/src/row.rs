@@ -100,8 +100,23 @@ impl RowTombstone {
         RowTombstone { regular: Tombstone::NONE, shadowable: t }
     }
 
-    /// The effective tombstone, `regular + shadowable` (R1.19).
-    pub fn effective(&self) -> Tombstone {
+    /// The effective tombstone given the row's reconciled marker (R1.19–R1.20): the shadowable
+    /// part, unless a live marker newer than it cancels it, leaving the regular part.
+    ///
+    /// Talus evaluates R1.20 on the reconciled state instead of resetting the shadowable part
+    /// during a merge as ScyllaDB does: ScyllaDB's reset makes a three-way merge order-dependent
+    /// (live marker, shadowable tombstone, newer dead marker), which breaks the associativity that
+    /// R1.29 requires. Here the stored state is a per-part max, a true lattice join.
+    pub fn effective(&self, marker: &RowMarker) -> Tombstone {
+        if marker.is_live() && marker.timestamp() > self.shadowable.timestamp {
+            self.regular
+        } else {
+            self.shadowable
+        }
+    }
+
+    /// The larger of both parts, whatever the marker.
+    pub fn max(&self) -> Tombstone {
         self.shadowable
     }
 
@@ -115,9 +130,9 @@ impl RowTombstone {
         self.regular.deletion_time.max(self.shadowable.deletion_time)
     }
 
-    /// The tombstone checked by the purge predicate: effective timestamp, max deletion time (R2.8).
+    /// The tombstone checked by the purge predicate: the larger timestamp, max deletion time (R2.8).
     pub fn for_purge(&self) -> Tombstone {
-        Tombstone::new(self.effective().timestamp, self.max_deletion_time())
+        Tombstone::new(self.shadowable.timestamp, self.max_deletion_time())
     }
 
     /// Whether the shadowable part is above the regular one (R1.19).
@@ -125,28 +140,24 @@ impl RowTombstone {
         self.shadowable > self.regular
     }
 
-    /// Merges part-wise, then lets a newer live marker cancel the shadowable part (R1.31, R1.20).
-    pub fn apply(&mut self, other: RowTombstone, marker: &RowMarker) {
+    /// Merges part-wise (R1.31), keeping `shadowable >= regular`.
+    pub fn apply(&mut self, other: RowTombstone) {
         self.regular.apply(other.regular);
         self.shadowable.apply(other.shadowable);
         self.shadowable.apply(self.regular);
-        self.maybe_shadow(marker);
     }
+}
 
-    /// R1.20: `marker.is_live() && marker.ts > shadowable.ts` resets shadowable to regular.
-    pub fn maybe_shadow(&mut self, marker: &RowMarker) {
-        if marker.is_live() && marker.timestamp() > self.shadowable.timestamp {
-            self.shadowable = self.regular;
-        }
-    }
-
-    /// This tombstone with `t` applied to both parts (`row_tombstone + tombstone`).
-    pub fn with_covering(&self, t: Tombstone) -> RowTombstone {
-        let mut out = *self;
-        out.regular.apply(t);
-        out.shadowable.apply(t);
-        out
-    }
+/// Who consumes a compacted row, which decides what a shadowable tombstone may erase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionPurpose {
+    /// A query: the output is only looked at, so everything the effective tombstone covers goes.
+    Read,
+    /// The memtable or an sstable: the output is kept and merged again later. Data under a
+    /// shadowable tombstone that a newer live marker may still cancel (R1.20) is kept until that
+    /// tombstone is purged (then it goes in the same pass, R2.19), so that merge order never
+    /// matters.
+    Persist,
 }
 
 /// A clustering row's content (R1.17).
@@ -165,7 +176,7 @@ impl Row {
     pub fn apply(&mut self, other: &Row) {
         self.marker.apply(&other.marker);
         self.cells.apply(&other.cells);
-        self.tombstone.apply(other.tombstone, &self.marker);
+        self.tombstone.apply(other.tombstone);
     }
 
     /// Whether the row holds nothing at all (no tombstone, no marker, no cells).
@@ -178,13 +189,24 @@ impl Row {
         self.marker.is_live_at(now) || self.cells.any_live_at(now)
     }
 
+    /// The effective row tombstone (R1.20 against this row's marker).
+    pub fn effective_tombstone(&self) -> Tombstone {
+        self.tombstone.effective(&self.marker)
+    }
+
     /// Compacts the row under `covering` = partition + range tombstone at its position
     /// (R2.11 steps 1–4). `now = None` disables expiry. Returns what happened to the row
     /// tombstone; the row is empty afterwards if [`Row::is_empty`].
-    pub fn compact(&mut self, covering: Tombstone, now: Option<GcTime>, purge: &dyn PurgeRule) -> RowTombstoneFate {
+    pub fn compact(
+        &mut self,
+        covering: Tombstone,
+        now: Option<GcTime>,
+        purge: &dyn PurgeRule,
+        purpose: CompactionPurpose,
+    ) -> RowTombstoneFate {
         let fate = if self.tombstone.is_none() {
             RowTombstoneFate::None
-        } else if self.tombstone.effective() <= covering {
+        } else if self.tombstone.max() <= covering {
             // R1.27 / R2.11.2: redundant under the partition/range tombstone.
             RowTombstoneFate::Redundant
         } else if purge.can_purge_row(&self.tombstone) {
@@ -193,7 +215,11 @@ impl Row {
             RowTombstoneFate::Kept
         };
         // The full effective tombstone shadows even when the row tombstone itself is dropped (R2.19).
-        let t = self.tombstone.with_covering(covering).effective();
+        let effective = self.effective_tombstone().max(covering);
+        let t = match (purpose, fate) {
+            (CompactionPurpose::Persist, RowTombstoneFate::Kept) => self.tombstone.regular.max(covering),
+            _ => effective,
+        };
         if fate != RowTombstoneFate::Kept {
             self.tombstone = RowTombstone::default();
         }
@@ -229,15 +255,28 @@ mod tests {
 
     #[test]
     fn r1_20_newer_marker_cancels_shadowable() {
+        // Data under an active shadowable tombstone survives persistence but not reads.
+        let mut active = Row { tombstone: RowTombstone::shadowable(t(10)), ..Row::default() };
+        active.cells.apply_cell(ColumnId(1), &Cell::Live { timestamp: Timestamp(5), value: Bytes::new() });
+        let mut read = active.clone();
+        read.compact(Tombstone::NONE, None, &NeverPurge, CompactionPurpose::Read);
+        assert!(read.cells.is_empty());
+        active.compact(Tombstone::NONE, None, &NeverPurge, CompactionPurpose::Persist);
+        assert_eq!(active.cells.len(), 1);
+
         let mut row = Row { tombstone: RowTombstone::shadowable(t(10)), ..Row::default() };
         row.cells.apply_cell(ColumnId(1), &Cell::Live { timestamp: Timestamp(5), value: Bytes::new() });
         let newer = Row { marker: RowMarker::Live { timestamp: Timestamp(11) }, ..Row::default() };
         row.apply(&newer);
-        assert!(row.tombstone.is_none());
+        assert_eq!(row.effective_tombstone(), Tombstone::NONE);
+        // Kept for persistence (a later merge may still need it), erased on reads.
+        let mut persisted = row.clone();
+        persisted.compact(Tombstone::NONE, None, &NeverPurge, CompactionPurpose::Persist);
+        assert_eq!(persisted.cells.len(), 1);
         // A regular tombstone is never cancelled.
         let mut reg = Row { tombstone: RowTombstone::regular(t(10)), ..Row::default() };
         reg.apply(&newer);
-        assert_eq!(reg.tombstone.effective(), t(10));
+        assert_eq!(reg.effective_tombstone(), t(10));
     }
 
     #[test]
@@ -247,10 +286,10 @@ mod tests {
             marker: RowMarker::Live { timestamp: Timestamp(4) },
             cells: [(ColumnId(0), Cell::Live { timestamp: Timestamp(6), value: Bytes::new() })].into_iter().collect(),
         };
-        assert_eq!(row.compact(t(5), None, &NeverPurge), RowTombstoneFate::Redundant);
+        assert_eq!(row.compact(t(5), None, &NeverPurge, CompactionPurpose::Persist), RowTombstoneFate::Redundant);
         assert!(row.marker.is_missing());
         assert_eq!(row.cells.len(), 1);
-        assert_eq!(row.compact(t(6), None, &NeverPurge), RowTombstoneFate::None);
+        assert_eq!(row.compact(t(6), None, &NeverPurge, CompactionPurpose::Persist), RowTombstoneFate::None);
         assert!(row.is_empty());
     }
 }
