@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
-use talus_format::{DecoratedKey, FragmentStream, Mutation, PartitionKey, Schema, SchemaRef, TableId, Value};
+use talus_format::{FragmentStream, Mutation, SchemaRef, TableId};
 
 use crate::error::{Error, Result};
 use crate::memtable::{Memtable, MemtableStats};
@@ -55,23 +55,6 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("dir", &self.inner.dir).field("options", &self.inner.options).finish()
     }
-}
-
-/// Builds the decorated key of `values` for `schema`, checking arity and types.
-pub fn partition_key(schema: &Schema, values: &[Value]) -> Result<DecoratedKey> {
-    if values.len() != schema.partition_key.len() {
-        return Err(talus_format::Error::KeyArity {
-            table: schema.full_name(),
-            key: "partition",
-            expected: schema.partition_key.len(),
-            found: values.len(),
-        }
-        .into());
-    }
-    for (column, value) in schema.partition_key.iter().zip(values) {
-        Schema::check_type(&column.name, column.ty, value)?;
-    }
-    Ok(PartitionKey::from_values(values)?.decorate())
 }
 
 impl Engine {

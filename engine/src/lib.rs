@@ -9,7 +9,7 @@ pub mod memtable;
 pub mod memtable_reader;
 pub mod query;
 
-pub use engine::{partition_key, scan_all, Engine, EngineOptions};
+pub use engine::{scan_all, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use memtable::{Memtable, MemtableStats};
 pub use memtable_reader::Slice;

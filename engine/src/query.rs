@@ -112,7 +112,7 @@ pub struct Query {
 impl Query {
     /// A full read of one partition of `schema`'s table, by typed key.
     pub fn partition(schema: &Schema, key: &[Value]) -> Result<Query> {
-        let key = crate::engine::partition_key(schema, key)?;
+        let key = schema.decorated_key(key)?;
         Ok(Query::new(&schema.full_name(), PartitionRange::Single(key)))
     }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::cell::{Cell, ColumnId, RowMarker};
 use crate::error::{Error, Result};
-use crate::partition_key::{DecoratedKey, PartitionKey};
+use crate::partition_key::DecoratedKey;
 use crate::position::ClusteringPrefix;
 use crate::range_tombstone::RangeTombstone;
 use crate::row::{Cells, Row, RowTombstone};
@@ -67,28 +67,13 @@ pub struct Mutation {
 impl Mutation {
     /// Starts a mutation of the partition with key `partition_key` in `schema`'s table.
     pub fn builder<'s>(schema: &'s Schema, partition_key: &[Value]) -> MutationBuilder<'s> {
-        let key = check_partition_key(schema, partition_key).map(PartitionKey::decorate);
+        let key = schema.decorated_key(partition_key);
         let (key, error) = match key {
             Ok(k) => (Some(k), None),
             Err(e) => (None, Some(e)),
         };
         MutationBuilder { schema, key, now: GcTime::now(), update: PartitionUpdate::default(), error }
     }
-}
-
-fn check_partition_key(schema: &Schema, values: &[Value]) -> Result<PartitionKey> {
-    if values.len() != schema.partition_key.len() {
-        return Err(Error::KeyArity {
-            table: schema.full_name(),
-            key: "partition",
-            expected: schema.partition_key.len(),
-            found: values.len(),
-        });
-    }
-    for (column, value) in schema.partition_key.iter().zip(values) {
-        Schema::check_type(&column.name, column.ty, value)?;
-    }
-    PartitionKey::from_values(values)
 }
 
 /// Builds a [`Mutation`]; the first error is kept and returned by [`MutationBuilder::build`].

@@ -299,6 +299,22 @@ impl Schema {
         decode_key(&types, prefix.encoded())
     }
 
+    /// The decorated partition key of typed `values`, checking arity, types and size.
+    pub fn decorated_key(&self, values: &[Value]) -> Result<crate::DecoratedKey> {
+        if values.len() != self.partition_key.len() {
+            return Err(Error::KeyArity {
+                table: self.full_name(),
+                key: "partition",
+                expected: self.partition_key.len(),
+                found: values.len(),
+            });
+        }
+        for (column, value) in self.partition_key.iter().zip(values) {
+            Schema::check_type(&column.name, column.ty, value)?;
+        }
+        Ok(crate::PartitionKey::from_values(values)?.decorate())
+    }
+
     /// Partition key types in order.
     pub fn partition_key_types(&self) -> Vec<ColumnType> {
         self.partition_key.iter().map(|c| c.ty).collect()
