@@ -1,0 +1,607 @@
+//! Model-based test: random sequences of writes, deletions of every kind, TTLs, clock advances,
+//! batches and queries run against an [`Engine`] and against the naive [`Oracle`]; every write
+//! is followed by a full read of both tables, and every query (token ranges, clustering slices,
+//! row limits, paging to the end with random page sizes) is compared with the oracle's answer.
+//!
+//! Domains are tiny on purpose — 4 partitions, `ck1` in 0..6, four `ck2` texts, timestamps
+//! 1..=5 for data and tombstones alike, TTLs of a few seconds — so that ties (R1.26, R1.29),
+//! overlaps and expiry happen often. Cases: `TALUS_MODEL_CASES` (default 2,000). Failures shrink
+//! and are saved in `tests/proptest-regressions/model.txt`; shrunk cases are kept as readable
+//! tests in `model_regressions.rs`, which includes this file for its harness.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use talus::format::{
+    ColumnType, GcTime, Mutation, PartitionKey, RangeBound, Schema, SchemaRef, TableOptions, Timestamp, Token, TombstoneGcMode, Value,
+};
+use talus::{Engine, EngineOptions, PartitionRange, Query, ResultPartition};
+use talus_tests::oracle::{Oracle, Read};
+
+/// Which table an op addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// `(pk int, ck1 int, ck2 text DESC) static s text, v1 int, v2 text`; gc_grace 2 s.
+    Wide,
+    /// `(pk int) v1 int, v2 text`, no clustering; `tombstone_gc = immediate`.
+    Narrow,
+}
+
+/// A clustering key `(ck1, ck2)`; the narrow table ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ck(pub i32, pub &'static str);
+
+/// A clustering prefix: `(ck1)` or `(ck1, ck2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefix {
+    One(i32),
+    Two(i32, &'static str),
+}
+
+/// One side of a clustering range: unbounded, inclusive or exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum B {
+    Unb,
+    Incl(Prefix),
+    Excl(Prefix),
+}
+
+/// A value of the regular column `v1 int` or `v2 text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Val {
+    V1(i32),
+    V2(&'static str),
+}
+
+/// One change inside a mutation. Timestamps are `Timestamp(ts)`; TTLs in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// `INSERT` (row marker), optionally `USING TTL`.
+    Insert { ck: Ck, ts: i64, ttl: Option<i32> },
+    /// Set a regular column.
+    Set { ck: Ck, val: Val, ts: i64, ttl: Option<i32> },
+    /// Delete a regular column (`"v1"` or `"v2"`).
+    DeleteCell { ck: Ck, column: &'static str, ts: i64 },
+    /// Set the static column `s`.
+    SetStatic { value: &'static str, ts: i64, ttl: Option<i32> },
+    /// Delete the static column `s`.
+    DeleteStatic { ts: i64 },
+    /// Delete a row, regular or shadowable.
+    DeleteRow { ck: Ck, ts: i64, shadowable: bool },
+    /// Delete a clustering range.
+    DeleteRange { start: B, end: B, ts: i64 },
+    /// Delete the partition.
+    DeletePartition { ts: i64 },
+}
+
+/// A mutation of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Write {
+    pub(crate) table: Table,
+    pub(crate) pk: i32,
+    pub(crate) items: Vec<Item>,
+}
+
+/// A token bound: the token of a partition key plus `delta`, or an extreme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenAt {
+    Min,
+    Max,
+    Key { pk: i32, delta: i64 },
+}
+
+/// One side of a token range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TB {
+    Unb,
+    Incl(TokenAt),
+    Excl(TokenAt),
+}
+
+/// Which partitions a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Range {
+    All,
+    Single(i32),
+    Tokens(TB, TB),
+}
+
+/// A query compared with the oracle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadOp {
+    pub(crate) table: Table,
+    pub(crate) range: Range,
+    /// Clustering ranges (the harness keeps the valid ones, sorted, disjoint).
+    pub(crate) slice: Option<Vec<(B, B)>>,
+    pub(crate) limit: Option<u64>,
+    /// Page sizes, used in turn until the last page; `None`: unpaged.
+    pub(crate) pages: Option<Vec<u64>>,
+    /// The read's `now` is the clock plus this.
+    pub(crate) later: i64,
+}
+
+/// One step of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `Engine::apply`.
+    Apply(Write),
+    /// `Engine::apply_batch`.
+    Batch(Vec<Write>),
+    /// Advance the gc clock by this many seconds.
+    Tick(i64),
+    /// Compare a query.
+    Read(ReadOp),
+}
+
+const START: GcTime = GcTime(1_000_000);
+const CK2: [&str; 4] = ["", "a", "ab", "b"];
+const V2: [&str; 3] = ["", "x", "y"];
+
+fn wide_schema() -> SchemaRef {
+    Schema::builder("model", "wide")
+        .partition_key("pk", ColumnType::Int)
+        .clustering("ck1", ColumnType::Int)
+        .clustering_ordered("ck2", ColumnType::Text, true)
+        .static_column("s", ColumnType::Text)
+        .regular("v1", ColumnType::Int)
+        .regular("v2", ColumnType::Text)
+        .options(TableOptions { gc_grace_seconds: 2, ..TableOptions::default() })
+        .build()
+        .unwrap()
+}
+
+fn narrow_schema() -> SchemaRef {
+    Schema::builder("model", "narrow")
+        .partition_key("pk", ColumnType::Int)
+        .regular("v1", ColumnType::Int)
+        .regular("v2", ColumnType::Text)
+        .options(TableOptions { tombstone_gc: TombstoneGcMode::Immediate, ..TableOptions::default() })
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+
+fn ts() -> impl Strategy<Value = i64> {
+    1i64..=5
+}
+
+fn ttl() -> impl Strategy<Value = Option<i32>> {
+    prop_oneof![3 => Just(None), 1 => (1i32..=4).prop_map(Some)]
+}
+
+fn ck() -> impl Strategy<Value = Ck> {
+    (0i32..6, select(&CK2[..])).prop_map(|(a, b)| Ck(a, b))
+}
+
+fn prefix() -> impl Strategy<Value = Prefix> {
+    prop_oneof![(0i32..=6).prop_map(Prefix::One), ck().prop_map(|Ck(a, b)| Prefix::Two(a, b))]
+}
+
+fn bound() -> impl Strategy<Value = B> {
+    prop_oneof![1 => Just(B::Unb), 2 => prefix().prop_map(B::Incl), 2 => prefix().prop_map(B::Excl)]
+}
+
+fn val() -> impl Strategy<Value = Val> {
+    prop_oneof![(0i32..3).prop_map(Val::V1), select(&V2[..]).prop_map(Val::V2)]
+}
+
+fn column() -> impl Strategy<Value = &'static str> {
+    select(&["v1", "v2"][..])
+}
+
+/// Items for a table; the narrow one has no static column and only the full clustering range.
+fn item(table: Table) -> BoxedStrategy<Item> {
+    let ck = if table == Table::Wide { ck().boxed() } else { Just(Ck(0, "")).boxed() };
+    let range = if table == Table::Wide { (bound(), bound()).boxed() } else { Just((B::Unb, B::Unb)).boxed() };
+    let common = prop_oneof![
+        4 => (ck.clone(), ts(), ttl()).prop_map(|(ck, ts, ttl)| Item::Insert { ck, ts, ttl }),
+        6 => (ck.clone(), val(), ts(), ttl()).prop_map(|(ck, val, ts, ttl)| Item::Set { ck, val, ts, ttl }),
+        2 => (ck.clone(), column(), ts()).prop_map(|(ck, column, ts)| Item::DeleteCell { ck, column, ts }),
+        2 => (ck, ts(), prop::bool::weighted(0.4)).prop_map(|(ck, ts, shadowable)| Item::DeleteRow { ck, ts, shadowable }),
+        2 => (range, ts()).prop_map(|((start, end), ts)| Item::DeleteRange { start, end, ts }),
+        1 => ts().prop_map(|ts| Item::DeletePartition { ts }),
+    ];
+    match table {
+        Table::Narrow => common.boxed(),
+        Table::Wide => prop_oneof![
+            17 => common,
+            2 => (select(&V2[..]), ts(), ttl()).prop_map(|(value, ts, ttl)| Item::SetStatic { value, ts, ttl }),
+            1 => ts().prop_map(|ts| Item::DeleteStatic { ts }),
+        ]
+        .boxed(),
+    }
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    let of = |table: Table| (0i32..4, prop::collection::vec(item(table), 1..=4)).prop_map(move |(pk, items)| Write { table, pk, items });
+    prop_oneof![3 => of(Table::Wide), 1 => of(Table::Narrow)]
+}
+
+fn token_bound() -> impl Strategy<Value = TB> {
+    let at = prop_oneof![
+        1 => Just(TokenAt::Min),
+        1 => Just(TokenAt::Max),
+        6 => (0i32..5, -1i64..=1).prop_map(|(pk, delta)| TokenAt::Key { pk, delta }),
+    ];
+    prop_oneof![1 => Just(TB::Unb), 2 => at.clone().prop_map(TB::Incl), 2 => at.prop_map(TB::Excl)]
+}
+
+fn read() -> impl Strategy<Value = ReadOp> {
+    let range = prop_oneof![1 => Just(Range::All), 2 => (0i32..5).prop_map(Range::Single), 2 => (token_bound(), token_bound()).prop_map(|(s, e)| Range::Tokens(s, e))];
+    let table = prop_oneof![3 => Just(Table::Wide), 1 => Just(Table::Narrow)];
+    let slice = prop::option::weighted(0.6, prop::collection::vec((bound(), bound()), 0..=3));
+    let limit = prop::option::weighted(0.3, 1u64..=8);
+    let pages = prop::option::weighted(0.5, prop::collection::vec(1u64..=4, 1..=3));
+    (table, range, slice, limit, pages, 0i64..=2).prop_map(|(table, range, slice, limit, pages, later)| {
+        // The narrow table has no clustering columns: at most the full range.
+        let slice = if table == Table::Narrow { slice.map(|_| vec![(B::Unb, B::Unb)]) } else { slice };
+        ReadOp { table, range, slice, limit, pages, later }
+    })
+}
+
+/// Sequences of up to 200 ops.
+pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        12 => write().prop_map(Op::Apply),
+        2 => prop::collection::vec(write(), 1..=4).prop_map(Op::Batch),
+        3 => (0i64..=3).prop_map(Op::Tick),
+        4 => read().prop_map(Op::Read),
+    ];
+    prop::collection::vec(op, 1..=200)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner
+
+/// The engine under test, the oracles and the controllable gc clock.
+pub(crate) struct Model {
+    engine: Engine,
+    dir: PathBuf,
+    wide: Oracle,
+    narrow: Oracle,
+    now: GcTime,
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn values(prefix: Prefix) -> Vec<Value> {
+    match prefix {
+        Prefix::One(a) => vec![Value::Int(a)],
+        Prefix::Two(a, b) => vec![Value::Int(a), Value::Text(b.into())],
+    }
+}
+
+fn range_bound(b: B) -> RangeBound {
+    match b {
+        B::Unb => RangeBound::Unbounded,
+        B::Incl(p) => RangeBound::Inclusive(values(p)),
+        B::Excl(p) => RangeBound::Exclusive(values(p)),
+    }
+}
+
+fn token_of(pk: i32) -> i64 {
+    PartitionKey::from_values(&[Value::Int(pk)]).unwrap().token().0
+}
+
+fn token_bound_of(b: TB) -> std::ops::Bound<Token> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let at = |a: TokenAt| match a {
+        TokenAt::Min => Token(i64::MIN),
+        TokenAt::Max => Token(i64::MAX),
+        TokenAt::Key { pk, delta } => Token(token_of(pk).saturating_add(delta)),
+    };
+    match b {
+        TB::Unb => Unbounded,
+        TB::Incl(a) => Included(at(a)),
+        TB::Excl(a) => Excluded(at(a)),
+    }
+}
+
+/// A human-readable rendering of a result: typed keys and values.
+fn render(schema: &Schema, partitions: &[ResultPartition]) -> String {
+    let cell = |id, bytes: &bytes::Bytes| {
+        let def = schema.column_by_id(id).unwrap();
+        format!("{}={:?}", def.name, Value::deserialize(def.ty, bytes).unwrap())
+    };
+    let mut out = String::new();
+    for p in partitions {
+        let pk = p.key.key.decode(&schema.partition_key_types()).unwrap();
+        let statics: Vec<String> = p.static_cells.iter().map(|(id, b)| cell(*id, b)).collect();
+        out.push_str(&format!("\n  pk {pk:?} static {statics:?}"));
+        for r in &p.rows {
+            let cells: Vec<String> = r.cells.iter().map(|(id, b)| cell(*id, b)).collect();
+            out.push_str(&format!("\n    ck {:?} {cells:?}", schema.decode_clustering(&r.clustering).unwrap()));
+        }
+    }
+    out
+}
+
+/// Rows of the wide table must come in `(ck1 ASC, ck2 DESC)` order: checks the clustering
+/// encoding independently of it.
+fn check_clustering_order(schema: &Schema, partitions: &[ResultPartition]) -> Result<(), String> {
+    for p in partitions {
+        let keys: Vec<(i32, std::cmp::Reverse<String>)> = p
+            .rows
+            .iter()
+            .map(|r| match schema.decode_clustering(&r.clustering).unwrap().as_slice() {
+                [Value::Int(a), Value::Text(b)] => (*a, std::cmp::Reverse(b.clone())),
+                other => panic!("unexpected clustering key {other:?}"),
+            })
+            .collect();
+        if keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!("rows out of (ck1 ASC, ck2 DESC) order: {keys:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Appends a page to the pages so far, joining a partition continued across the page boundary.
+fn append_page(all: &mut Vec<ResultPartition>, page: Vec<ResultPartition>) {
+    for p in page {
+        match all.last_mut() {
+            Some(last) if last.key == p.key => {
+                if last.static_cells.is_empty() {
+                    last.static_cells = p.static_cells;
+                }
+                last.rows.extend(p.rows);
+            }
+            _ => all.push(p),
+        }
+    }
+}
+
+fn rows_counted(partitions: &[ResultPartition]) -> u64 {
+    partitions.iter().map(|p| p.rows.len().max(1) as u64).sum()
+}
+
+impl Model {
+    /// A fresh engine with both tables, and empty oracles.
+    pub(crate) fn new() -> Model {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("talus-model-{}-{n}", std::process::id()));
+        let engine = Engine::open(&dir, EngineOptions::default()).unwrap();
+        let (wide, narrow) = (wide_schema(), narrow_schema());
+        engine.create_table(wide.clone()).unwrap();
+        engine.create_table(narrow.clone()).unwrap();
+        Model { engine, dir, wide: Oracle::new(wide), narrow: Oracle::new(narrow), now: START }
+    }
+
+    fn oracle(&self, table: Table) -> &Oracle {
+        match table {
+            Table::Wide => &self.wide,
+            Table::Narrow => &self.narrow,
+        }
+    }
+
+    /// Builds the mutation of `w` and records the same writes in the oracle. Invalid ranges are
+    /// skipped after checking that the builder rejects them with `InvalidRange`.
+    fn mutation(&mut self, w: &Write) -> Result<Mutation, String> {
+        let now = self.now;
+        let oracle = match w.table {
+            Table::Wide => &mut self.wide,
+            Table::Narrow => &mut self.narrow,
+        };
+        let schema = oracle.schema().clone();
+        let pk = [Value::Int(w.pk)];
+        let mut b = Mutation::builder(&schema, &pk).now(now);
+        let mut o = oracle.write(&pk, now).map_err(|e| e.to_string())?;
+        let ck_of = |ck: Ck| if w.table == Table::Wide { vec![Value::Int(ck.0), Value::Text(ck.1.into())] } else { vec![] };
+        let err = |e: talus::format::Error| e.to_string();
+        for item in &w.items {
+            match *item {
+                Item::Insert { ck, ts, ttl } => {
+                    b = b.insert_with_ttl(&ck_of(ck), Timestamp(ts), ttl);
+                    o.insert(&ck_of(ck), Timestamp(ts), ttl).map_err(err)?;
+                }
+                Item::Set { ck, val, ts, ttl } => {
+                    let (column, value) = match val {
+                        Val::V1(v) => ("v1", Value::Int(v)),
+                        Val::V2(v) => ("v2", Value::Text(v.into())),
+                    };
+                    b = b.set_with_ttl(&ck_of(ck), column, value.clone(), Timestamp(ts), ttl);
+                    o.set(&ck_of(ck), column, &value, Timestamp(ts), ttl).map_err(err)?;
+                }
+                Item::DeleteCell { ck, column, ts } => {
+                    b = b.delete_cell(&ck_of(ck), column, Timestamp(ts));
+                    o.delete_cell(&ck_of(ck), column, Timestamp(ts)).map_err(err)?;
+                }
+                Item::SetStatic { value, ts, ttl } => {
+                    b = b.set_static_with_ttl("s", Value::Text(value.into()), Timestamp(ts), ttl);
+                    o.set_static("s", &Value::Text(value.into()), Timestamp(ts), ttl).map_err(err)?;
+                }
+                Item::DeleteStatic { ts } => {
+                    b = b.delete_static("s", Timestamp(ts));
+                    o.delete_static("s", Timestamp(ts)).map_err(err)?;
+                }
+                Item::DeleteRow { ck, ts, shadowable } => {
+                    b = if shadowable {
+                        b.delete_row_shadowable(&ck_of(ck), Timestamp(ts))
+                    } else {
+                        b.delete_row(&ck_of(ck), Timestamp(ts))
+                    };
+                    o.delete_row(&ck_of(ck), Timestamp(ts), shadowable).map_err(err)?;
+                }
+                Item::DeleteRange { start, end, ts } => {
+                    let (start, end) = (range_bound(start), range_bound(end));
+                    let probe = Mutation::builder(&schema, &pk).now(now).delete_range(start.clone(), end.clone(), Timestamp(ts)).build();
+                    match probe {
+                        Ok(_) => {
+                            b = b.delete_range(start.clone(), end.clone(), Timestamp(ts));
+                            o.delete_range(&start, &end, Timestamp(ts)).map_err(err)?;
+                        }
+                        Err(talus::format::Error::InvalidRange(_)) => {}
+                        Err(e) => return Err(format!("range {start:?}..{end:?} rejected with a non-InvalidRange error: {e}")),
+                    }
+                }
+                Item::DeletePartition { ts } => {
+                    b = b.delete_partition(Timestamp(ts));
+                    o.delete_partition(Timestamp(ts));
+                }
+            }
+        }
+        b.build().map_err(|e| format!("builder rejected {w:?}: {e}"))
+    }
+
+    /// Runs one op and the checks that follow it.
+    pub(crate) fn step(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Apply(w) => {
+                let m = self.mutation(w)?;
+                self.engine.apply(&m).map_err(|e| format!("apply: {e}"))?;
+                self.check_full()
+            }
+            Op::Batch(ws) => {
+                let ms = ws.iter().map(|w| self.mutation(w)).collect::<Result<Vec<_>, _>>()?;
+                self.engine.apply_batch(&ms).map_err(|e| format!("apply_batch: {e}"))?;
+                self.check_full()
+            }
+            Op::Tick(s) => {
+                self.now = self.now.plus(*s);
+                self.check_full()
+            }
+            Op::Read(r) => self.check_read(r),
+        }
+    }
+
+    /// A full read of both tables at the current clock.
+    fn check_full(&self) -> Result<(), String> {
+        for table in [Table::Wide, Table::Narrow] {
+            let read = ReadOp { table, range: Range::All, slice: None, limit: None, pages: None, later: 0 };
+            self.check_read(&read)?;
+        }
+        Ok(())
+    }
+
+    fn check_read(&self, r: &ReadOp) -> Result<(), String> {
+        let oracle = self.oracle(r.table);
+        let schema = oracle.schema();
+        let partitions = match r.range {
+            Range::All => PartitionRange::all(),
+            Range::Single(pk) => PartitionRange::Single(PartitionKey::from_values(&[Value::Int(pk)]).unwrap().decorate()),
+            Range::Tokens(s, e) => PartitionRange::Tokens { start: token_bound_of(s), end: token_bound_of(e) },
+        };
+        // Keep the valid clustering ranges, sorted by start and disjoint.
+        let clustering = r.slice.as_ref().map(|ranges| {
+            let mut valid: Vec<_> = ranges
+                .iter()
+                .map(|(s, e)| (range_bound(*s), range_bound(*e)))
+                .filter_map(|(s, e)| schema.range_positions(&s, &e).ok().map(|p| (p, (s, e))))
+                .collect();
+            valid.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
+            let mut kept: Vec<(talus::format::Position, (RangeBound, RangeBound))> = Vec::new();
+            for (positions, range) in valid {
+                if kept.last().is_none_or(|(last_end, _)| *last_end <= positions.0) {
+                    kept.push((positions.1, range));
+                }
+            }
+            kept.into_iter().map(|(_, range)| range).collect::<Vec<_>>()
+        });
+        let now = self.now.plus(r.later);
+        let read = Read { partitions: partitions.clone(), clustering: clustering.clone(), row_limit: r.limit, now };
+        let expected = oracle.read(&read).map_err(|e| format!("oracle: {e}"))?;
+        if r.table == Table::Wide {
+            check_clustering_order(schema, &expected)?;
+        }
+
+        let mut query = Query::new(&schema.full_name(), partitions);
+        query.now = now;
+        query.row_limit = r.limit;
+        if let Some(ranges) = &clustering {
+            query = query.with_clustering_ranges(schema, ranges).map_err(|e| format!("with_clustering_ranges: {e}"))?;
+        }
+        let actual = match &r.pages {
+            None => {
+                let result = self.engine.query(&query).map_err(|e| format!("query: {e}"))?;
+                if result.paging_state.is_some() {
+                    return Err("an unpaged query returned a paging state".into());
+                }
+                if result.stats.live_rows != rows_counted(&result.partitions) {
+                    return Err(format!("stats.live_rows {} for {} rows", result.stats.live_rows, rows_counted(&result.partitions)));
+                }
+                result.partitions
+            }
+            Some(sizes) => {
+                let mut all = Vec::new();
+                let mut state = None;
+                for page in 0.. {
+                    if page > 10_000 {
+                        return Err("paging does not end".into());
+                    }
+                    let size = sizes[page % sizes.len()];
+                    let mut q = query.clone();
+                    q.page_size = Some(size);
+                    q.paging_state = state.take();
+                    let result = self.engine.query(&q).map_err(|e| format!("query page {page}: {e}"))?;
+                    if result.stats.live_rows > size {
+                        return Err(format!("page {page} of size {size} returned {} rows", result.stats.live_rows));
+                    }
+                    append_page(&mut all, result.partitions);
+                    match result.paging_state {
+                        Some(s) => state = Some(s),
+                        None => break,
+                    }
+                }
+                all
+            }
+        };
+        if actual != expected {
+            return Err(format!(
+                "{r:?} at now {} (clustering {clustering:?}):\nexpected (oracle):{}\nactual (engine):{}",
+                now.0,
+                render(schema, &expected),
+                render(schema, &actual)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs a whole sequence on a fresh engine; the error names the failing op.
+pub(crate) fn run(ops: &[Op]) -> Result<(), String> {
+    let mut model = Model::new();
+    for (i, op) in ops.iter().enumerate() {
+        model.step(op).map_err(|e| format!("op #{i} {op:?}:\n{e}"))?;
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("TALUS_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+}
+
+#[test]
+fn engine_matches_oracle() {
+    // `model_regressions` includes this file for its harness; the random run belongs here only.
+    if module_path!() != "model" {
+        return;
+    }
+    let base = Config::default();
+    let config = Config {
+        cases: cases(),
+        // Shrinking replays whole sequences; bound it (PROPTEST_MAX_SHRINK_ITERS still wins).
+        max_shrink_iters: if base.max_shrink_iters == u32::MAX { 20_000 } else { base.max_shrink_iters },
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/model.txt"
+        )))),
+        ..base
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&ops(), |ops| run(&ops).map_err(TestCaseError::fail));
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
