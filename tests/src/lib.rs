@@ -4,4 +4,5 @@
 //! The library holds what the test binaries share: [`oracle`], the naive model of the data model
 //! that model-based tests compare the engine against.
 
+pub mod fixture;
 pub mod oracle;

@@ -1,23 +1,17 @@
 //! Concurrency of the memtable (DESIGN §3): readers run while writers write, and a single mutation
 //! becomes visible all at once — a reader never sees half of one.
 
+#![allow(clippy::unwrap_used)] // test setup: a failure should fail the test loudly
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use talus::format::{ColumnType, GcTime, Mutation, Schema, Timestamp, Value};
-use talus::{Engine, EngineOptions, Query};
+use talus::format::{ColumnType, GcTime, Mutation, Timestamp, Value};
+use talus::Query;
 
 #[test]
 fn a_mutation_is_visible_all_at_once_to_concurrent_readers() {
-    let dir = std::env::temp_dir().join(format!("talus-conc-{}", std::process::id()));
-    let engine = Engine::open(dir, EngineOptions::default()).unwrap();
-    let schema = Schema::builder("ks", "t")
-        .partition_key("pk", ColumnType::Int)
-        .clustering("ck", ColumnType::Int)
-        .regular("gen", ColumnType::BigInt)
-        .build()
-        .unwrap();
-    engine.create_table(schema.clone()).unwrap();
+    let (engine, schema) = talus_tests::fixture::engine_with_table("concurrency", ColumnType::BigInt).unwrap();
     const ROWS: i32 = 64;
     const GENERATIONS: i64 = 300;
     let stop = Arc::new(AtomicBool::new(false));
@@ -28,7 +22,7 @@ fn a_mutation_is_visible_all_at_once_to_concurrent_readers() {
             for generation in 1..=GENERATIONS {
                 let mut b = Mutation::builder(&schema, &[Value::Int(0)]).now(GcTime(0));
                 for ck in 0..ROWS {
-                    b = b.set(&[Value::Int(ck)], "gen", Value::BigInt(generation), Timestamp(generation));
+                    b = b.set(&[Value::Int(ck)], "v", Value::BigInt(generation), Timestamp(generation));
                 }
                 engine.apply(&b.build().unwrap()).unwrap();
             }

@@ -2,20 +2,13 @@
 //! tombstones leave the memtable at once, so a batchlog-style partition stays small, while the
 //! tombstones themselves are kept and still shadow later-arriving older data.
 
+#![allow(clippy::unwrap_used)] // test setup: a failure should fail the test loudly
+
 use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Schema, SchemaRef, Timestamp, Value};
-use talus::{Engine, EngineOptions, Query};
+use talus::{Engine, Query};
 
 fn setup() -> (Engine, SchemaRef) {
-    let dir = std::env::temp_dir().join(format!("talus-eager-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let engine = Engine::open(dir, EngineOptions::default()).unwrap();
-    let schema = Schema::builder("ks", "t")
-        .partition_key("pk", ColumnType::Int)
-        .clustering("ck", ColumnType::Int)
-        .regular("v", ColumnType::Int)
-        .build()
-        .unwrap();
-    engine.create_table(schema.clone()).unwrap();
-    (engine, schema)
+    talus_tests::fixture::engine_with_table("eager", ColumnType::Int).unwrap()
 }
 
 fn write_rows(engine: &Engine, schema: &Schema, n: i32, ts: i64) {

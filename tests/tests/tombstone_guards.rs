@@ -2,19 +2,13 @@
 //! tombstones warns; a paged read cuts its page after 10,000 tombstones and returns a paging state
 //! that continues exactly where it stopped; an unpaged read keeps going.
 
-use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
-use talus::{Engine, EngineOptions, Query};
+#![allow(clippy::unwrap_used)] // test setup: a failure should fail the test loudly
+
+use talus::format::{ColumnType, GcTime, Mutation, SchemaRef, Timestamp, Value};
+use talus::{Engine, Query};
 
 fn engine_with_dead_rows(dead: i32, live_after: i32) -> (Engine, SchemaRef) {
-    let dir = std::env::temp_dir().join(format!("talus-guards-{}-{dead}", std::process::id()));
-    let engine = Engine::open(dir, EngineOptions::default()).unwrap();
-    let schema = Schema::builder("ks", "t")
-        .partition_key("pk", ColumnType::Int)
-        .clustering("ck", ColumnType::Int)
-        .regular("v", ColumnType::Int)
-        .build()
-        .unwrap();
-    engine.create_table(schema.clone()).unwrap();
+    let (engine, schema) = talus_tests::fixture::engine_with_table("guards", ColumnType::Int).unwrap();
     let mut b = Mutation::builder(&schema, &[Value::Int(1)]).now(GcTime(0));
     for i in 0..dead {
         b = b.delete_row(&[Value::Int(i)], Timestamp(5));
