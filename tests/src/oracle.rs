@@ -176,7 +176,8 @@ impl PartitionWrites {
 pub struct Read {
     /// Which partitions.
     pub partitions: PartitionRange,
-    /// Clustering ranges (sorted, disjoint); `None` reads every row without restricting clustering.
+    /// Clustering ranges (any list; the engine wants them sorted and disjoint); `None` reads every
+    /// row without restricting clustering.
     pub clustering: Option<Vec<(RangeBound, RangeBound)>>,
     /// At most this many live rows (a static-only partition counts as one, R5.4).
     pub row_limit: Option<u64>,
