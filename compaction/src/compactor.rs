@@ -119,11 +119,6 @@ impl Compactor {
         &self.stats
     }
 
-    /// The key of the partition being compacted, if one is open.
-    pub fn current_key(&self) -> Option<&DecoratedKey> {
-        self.partition.as_ref().map(|p| &p.key)
-    }
-
     /// Feeds one input fragment; surviving output goes to `out`. Input must be a valid stream.
     pub fn consume(&mut self, fragment: Fragment, out: &mut Vec<Fragment>) {
         let before = out.len();

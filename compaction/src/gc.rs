@@ -61,11 +61,6 @@ impl GcPolicy {
         GcPolicy { mode, gc_grace_seconds, now, repair_history: None, commitlog_min_gc_time: GcTime::MAX, overlap: None }
     }
 
-    /// A policy that never purges (`no_gc`, R2.14b) but still expires at `now`.
-    pub fn never_purge(now: GcTime) -> GcPolicy {
-        GcPolicy::for_read(TombstoneGcMode::Disabled, 0, now)
-    }
-
     /// `gc_before` for the partition (R2.14a), clamped by the commitlog barrier (R2.15) in every
     /// mode but `disabled`.
     pub fn gc_before(&self, key: &DecoratedKey) -> GcTime {

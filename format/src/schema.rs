@@ -260,14 +260,7 @@ impl Schema {
 
     /// Encodes up to all clustering components into a prefix, checking arity, types and size.
     pub fn clustering_prefix(&self, values: &[Value]) -> Result<ClusteringPrefix> {
-        if values.len() > self.clustering.len() {
-            return Err(Error::KeyArity {
-                table: self.full_name(),
-                key: "clustering",
-                expected: self.clustering.len(),
-                found: values.len(),
-            });
-        }
+        self.check_arity("clustering", self.clustering.len(), values.len(), false)?;
         let mut out = Vec::new();
         for (column, value) in self.clustering.iter().zip(values) {
             Schema::check_type(&column.name, column.ty, value)?;
@@ -280,16 +273,18 @@ impl Schema {
         Ok(ClusteringPrefix::from_encoded(out.into(), values.len() as u16))
     }
 
+    /// A [`Error::KeyArity`] unless `found` components fit a `key` of `expected` components
+    /// (`exact`: all of them; otherwise a prefix).
+    fn check_arity(&self, key: &'static str, expected: usize, found: usize, exact: bool) -> Result<()> {
+        if found > expected || (exact && found < expected) {
+            return Err(Error::KeyArity { table: self.full_name(), key, expected, found });
+        }
+        Ok(())
+    }
+
     /// Encodes a full clustering key (every component present).
     pub fn clustering_key(&self, values: &[Value]) -> Result<ClusteringPrefix> {
-        if values.len() != self.clustering.len() {
-            return Err(Error::KeyArity {
-                table: self.full_name(),
-                key: "clustering",
-                expected: self.clustering.len(),
-                found: values.len(),
-            });
-        }
+        self.check_arity("clustering", self.clustering.len(), values.len(), true)?;
         self.clustering_prefix(values)
     }
 
@@ -301,14 +296,7 @@ impl Schema {
 
     /// The decorated partition key of typed `values`, checking arity, types and size.
     pub fn decorated_key(&self, values: &[Value]) -> Result<crate::DecoratedKey> {
-        if values.len() != self.partition_key.len() {
-            return Err(Error::KeyArity {
-                table: self.full_name(),
-                key: "partition",
-                expected: self.partition_key.len(),
-                found: values.len(),
-            });
-        }
+        self.check_arity("partition", self.partition_key.len(), values.len(), true)?;
         for (column, value) in self.partition_key.iter().zip(values) {
             Schema::check_type(&column.name, column.ty, value)?;
         }
