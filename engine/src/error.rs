@@ -35,4 +35,36 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The commitlog failed (a write or sync error) and refuses writes until the engine is reopened (P6).
+    #[error("commitlog failed, writes are refused until the engine is reopened: {0}")]
+    CommitlogFailed(String),
+    /// A commitlog entry larger than half a segment (R3.8).
+    #[error("commitlog entry of {size} bytes exceeds the limit of {limit} bytes (half a segment)")]
+    EntryTooLarge {
+        /// Encoded size of the entry.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Corruption found while replaying the commitlog.
+    #[error("corrupt commitlog segment {file} at offset {offset}: {reason}")]
+    CommitlogCorrupt {
+        /// The segment file.
+        file: String,
+        /// Byte offset of the corrupt region.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A corrupt engine metadata file (the table catalog).
+    #[error("corrupt {file}: {reason}")]
+    MetadataCorrupt {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Invalid engine options.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
 }

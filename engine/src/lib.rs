@@ -3,13 +3,15 @@
 //! Start with [`Engine::open`], create tables from a [`talus_format::Schema`], write
 //! [`talus_format::Mutation`]s with [`Engine::apply`] and read with [`Engine::query`].
 
+pub mod commitlog;
 pub mod engine;
 pub mod error;
+pub mod fs;
 pub mod memtable;
 pub mod memtable_reader;
 pub mod query;
 
-pub use engine::{scan_all, Engine, EngineOptions};
+pub use engine::{scan_all, Engine, EngineOptions, WriteOptions};
 pub use error::{Error, Result};
 pub use memtable::{Memtable, MemtableStats};
 pub use memtable_reader::Slice;

@@ -15,6 +15,7 @@
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::commitlog::{ReplayCoverage, ReplayPosition};
 use arc_swap::ArcSwap;
 use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
@@ -129,6 +130,7 @@ pub struct Memtable {
     max_ts: AtomicI64,
     min_live_ts: AtomicI64,
     min_live_marker_ts: AtomicI64,
+    coverage: Mutex<ReplayCoverage>,
 }
 
 impl Default for Memtable {
@@ -156,7 +158,18 @@ impl Memtable {
             max_ts: AtomicI64::new(i64::MIN),
             min_live_ts: AtomicI64::new(i64::MAX),
             min_live_marker_ts: AtomicI64::new(i64::MAX),
+            coverage: Mutex::new(ReplayCoverage::default()),
         }
+    }
+
+    /// Records that the commitlog entry at `position` was applied here (R3.1 `rp_set`).
+    pub fn record_position(&self, position: ReplayPosition) {
+        self.coverage.lock().add(position);
+    }
+
+    /// The commitlog entries this memtable holds.
+    pub fn coverage(&self) -> ReplayCoverage {
+        self.coverage.lock().clone()
     }
 
     /// Applies a mutation; it becomes visible to readers all at once.

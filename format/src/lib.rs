@@ -3,10 +3,13 @@
 //! Pure code: no I/O besides byte slices. The data model follows ScyllaDB's rules, cited by number
 //! from `reference/storage-semantics.md` (R0–R1) in each module.
 
+pub mod catalog;
 pub mod cell;
 pub mod clustering_encoding;
+pub mod commitlog_segment;
 pub mod error;
 pub mod fragment;
+pub mod fs;
 pub mod mutation;
 pub mod mutation_codec;
 pub mod partition_key;
@@ -14,6 +17,7 @@ pub mod position;
 pub mod range_tombstone;
 pub mod row;
 pub mod schema;
+pub mod schema_codec;
 pub mod time;
 pub mod token;
 pub mod tombstone;
@@ -22,6 +26,7 @@ pub mod value;
 pub use cell::{Cell, ColumnId, NeverPurge, PurgeRule, RowMarker};
 pub use error::{Error, Result};
 pub use fragment::{Fragment, FragmentStream, StreamValidator};
+pub use fs::{DirLock, Fs, FsFile, OpenMode};
 pub use mutation::{Mutation, MutationBuilder, PartitionUpdate};
 pub use mutation_codec::{decode_mutation, encode_mutation, MUTATION_FORMAT_VERSION};
 pub use partition_key::{DecoratedKey, PartitionKey};
@@ -29,6 +34,7 @@ pub use position::{BoundKind, ClusteringPrefix, Position, Region};
 pub use range_tombstone::{RangeTombstone, RangeTombstoneChange, RangeTombstoneList};
 pub use row::{Cells, CompactionPurpose, Row, RowTombstone, RowTombstoneFate};
 pub use schema::{RangeBound, Schema, SchemaRef, TableId, TableOptions, TombstoneGcMode};
+pub use schema_codec::{decode_schema, encode_schema, SCHEMA_FORMAT_VERSION};
 pub use time::{GcTime, Timestamp};
 pub use token::Token;
 pub use tombstone::Tombstone;

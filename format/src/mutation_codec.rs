@@ -95,7 +95,7 @@ pub fn encode_mutation(m: &Mutation, out: &mut Vec<u8>) {
 /// input, rows or cells out of order, broken type invariant or trailing byte is an
 /// [`Error::Corrupt`] naming the offset. Never panics.
 pub fn decode_mutation(bytes: &[u8]) -> Result<Mutation> {
-    let mut r = Reader { buf: bytes, pos: 0 };
+    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
     let version = r.u8("version")?;
     if version != MUTATION_FORMAT_VERSION {
         return Err(r.corrupt(0, format!("unsupported format version {version} (expected {MUTATION_FORMAT_VERSION})")));
@@ -135,7 +135,7 @@ pub fn decode_mutation(bytes: &[u8]) -> Result<Mutation> {
 }
 
 /// Appends `v` as an unsigned LEB128 varint (7 bits per byte, low first, high bit = more).
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -143,12 +143,14 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `bytes` as a varint length followed by the bytes.
+pub(crate) fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     write_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-fn write_i64(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` as 8 little-endian bytes.
+pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
@@ -223,22 +225,25 @@ fn write_position(out: &mut Vec<u8>, position: &Position) {
     write_prefix(out, position.prefix());
 }
 
-/// A cursor over the input; every failure names the offset where the bad field starts.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// A cursor over the input; every failure names the offset where the bad field starts. The
+/// generic readers (everything up to [`Reader::count`]) are shared with `schema_codec`.
+pub(crate) struct Reader<'a> {
+    /// The structure named in [`Error::Corrupt`].
+    pub(crate) structure: &'static str,
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
-        Error::Corrupt { structure: STRUCTURE, offset, reason: reason.into() }
+    pub(crate) fn corrupt(&self, offset: usize, reason: impl Into<String>) -> Error {
+        Error::Corrupt { structure: self.structure, offset, reason: reason.into() }
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         let Some(slice) = self.pos.checked_add(n).and_then(|end| self.buf.get(self.pos..end)) else {
             return Err(self.corrupt(self.pos, format!("truncated {what}: need {n} byte(s), {} left", self.remaining())));
         };
@@ -246,26 +251,26 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8> {
+    pub(crate) fn u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.array::<1>(what)?[0])
     }
 
-    fn i64(&mut self, what: &str) -> Result<i64> {
+    pub(crate) fn i64(&mut self, what: &str) -> Result<i64> {
         Ok(i64::from_le_bytes(self.array::<8>(what)?))
     }
 
-    fn i32(&mut self, what: &str) -> Result<i32> {
+    pub(crate) fn i32(&mut self, what: &str) -> Result<i32> {
         Ok(i32::from_le_bytes(self.array::<4>(what)?))
     }
 
     /// Reads a minimal LEB128 varint of at most 64 bits.
-    fn varint(&mut self, what: &str) -> Result<u64> {
+    pub(crate) fn varint(&mut self, what: &str) -> Result<u64> {
         let start = self.pos;
         let mut value: u64 = 0;
         for i in 0..10u32 {
@@ -289,7 +294,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-prefixed byte string that must fit in the remaining input.
-    fn bytes(&mut self, what: &str) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<&'a [u8]> {
         let at = self.pos;
         let len = self.varint(what)?;
         match usize::try_from(len) {
@@ -299,7 +304,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An item count; rejected when even the smallest items could not fit in the remaining input.
-    fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize> {
+    pub(crate) fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize> {
         let at = self.pos;
         let n = self.varint(what)?;
         let fits = self.remaining() / min_item_bytes;
@@ -423,7 +428,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn read(bytes: &[u8]) -> Result<(u64, usize)> {
-        let mut r = Reader { buf: bytes, pos: 0 };
+        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
         let v = r.varint("test")?;
         Ok((v, r.pos))
     }

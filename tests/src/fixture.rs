@@ -1,15 +1,26 @@
 //! Shared setup of the integration tests: a fresh engine with one table.
 
+use std::sync::Arc;
+
+use talus::commitlog::CommitlogOptions;
 use talus::format::{ColumnType, Schema, SchemaRef};
+use talus::fs::SimFs;
 use talus::{Engine, EngineOptions, Result};
 
-/// A fresh engine in a unique temporary directory, with table `ks.t`:
+/// Options for engines of semantic tests: small commitlog segments.
+pub fn test_options() -> EngineOptions {
+    EngineOptions { commitlog: CommitlogOptions { segment_size: 1 << 20, ..CommitlogOptions::default() }, ..EngineOptions::default() }
+}
+
+/// A fresh engine on a fresh in-memory file system (`SimFs`).
+pub fn sim_engine(seed: u64) -> Result<Engine> {
+    Engine::open_with_fs(Arc::new(SimFs::new(seed)), "/db", test_options())
+}
+
+/// A fresh engine on its own in-memory file system, with table `ks.t`:
 /// `(pk int, ck int) v <value_type>`.
 pub fn engine_with_table(tag: &str, value_type: ColumnType) -> Result<(Engine, SchemaRef)> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("talus-{tag}-{}-{n}", std::process::id()));
-    let engine = Engine::open(dir, EngineOptions::default())?;
+    let engine = sim_engine(tag.len() as u64)?;
     let schema = Schema::builder("ks", "t")
         .partition_key("pk", ColumnType::Int)
         .clustering("ck", ColumnType::Int)

@@ -2,7 +2,10 @@
 //! use only public APIs (DESIGN §9).
 //!
 //! The library holds what the test binaries share: [`oracle`], the naive model of the data model
-//! that model-based tests compare the engine against.
+//! that model-based tests compare the engine against; [`durability`], the crash workload and the
+//! checker of the durability promises; [`report`], the JSON reports of the campaigns.
 
+pub mod durability;
 pub mod fixture;
 pub mod oracle;
+pub mod report;

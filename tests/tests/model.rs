@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
@@ -20,7 +19,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use talus::format::{
     ColumnType, GcTime, Mutation, PartitionKey, RangeBound, Schema, SchemaRef, TableOptions, Timestamp, Token, TombstoneGcMode, Value,
 };
-use talus::{Engine, EngineOptions, PartitionRange, Query, ResultPartition};
+use talus::{Engine, PartitionRange, Query, ResultPartition};
 use talus_tests::oracle::{Oracle, Read};
 
 /// Which table an op addresses.
@@ -263,16 +262,9 @@ pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
 /// The engine under test, the oracles and the controllable gc clock.
 pub(crate) struct Model {
     engine: Engine,
-    dir: PathBuf,
     wide: Oracle,
     narrow: Oracle,
     now: GcTime,
-}
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn values(prefix: Prefix) -> Vec<Value> {
@@ -370,12 +362,11 @@ impl Model {
     pub(crate) fn new() -> Model {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("talus-model-{}-{n}", std::process::id()));
-        let engine = Engine::open(&dir, EngineOptions::default()).unwrap();
+        let engine = talus_tests::fixture::sim_engine(n).unwrap();
         let (wide, narrow) = (wide_schema(), narrow_schema());
         engine.create_table(wide.clone()).unwrap();
         engine.create_table(narrow.clone()).unwrap();
-        Model { engine, dir, wide: Oracle::new(wide), narrow: Oracle::new(narrow), now: START }
+        Model { engine, wide: Oracle::new(wide), narrow: Oracle::new(narrow), now: START }
     }
 
     fn oracle(&self, table: Table) -> &Oracle {
