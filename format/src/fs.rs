@@ -121,7 +121,7 @@ pub trait Fs: Send + Sync + Debug {
     /// Whether a file exists.
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let (dir, name) = split(path)?;
-        Ok(self.list(&dir)?.iter().any(|n| *n == name))
+        Ok(self.list(&dir)?.contains(&name))
     }
 }
 

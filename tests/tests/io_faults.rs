@@ -19,12 +19,13 @@ use serde_json::{json, Map};
 use talus::commitlog::Durability;
 use talus::fs::{CrashMode, Fault, FaultFs, FaultRule, OpKind, SimFs, Trigger};
 use talus_tests::durability::{run, verify, Workload};
+
 use talus_tests::report::{write_report, Counters};
 
 const DIR: &str = "/db";
 
 fn workload(durability: Durability) -> Workload {
-    Workload { threads: 2, writes_per_thread: 30, durability, segment_size: 4096, persist_every: Some(15), sync_now_every: Some(3) }
+    Workload { threads: 2, writes_per_thread: 300, durability, segment_size: 4096, persist_every: Some(15), sync_now_every: Some(3) }
 }
 
 const KINDS: [OpKind; 6] = [OpKind::Open, OpKind::Write, OpKind::Sync, OpKind::SetLen, OpKind::Rename, OpKind::SyncDir];
@@ -49,7 +50,7 @@ fn one_case(workload: &Workload, rule: FaultRule, seed: u64, counters: &mut Coun
 fn eio_and_enospc_at_every_operation() {
     let started = Instant::now();
     let mut counters = Counters::default();
-    for durability in [Durability::Batch(Duration::ZERO), Durability::Periodic(Duration::from_millis(1))] {
+    for durability in [Durability::Batch(Duration::ZERO), Durability::Batch(Duration::from_micros(100)), Durability::Periodic(Duration::from_millis(1))] {
         let workload = workload(durability);
         // Count the operations of each kind in a run without faults.
         let counting = FaultFs::new(Arc::new(SimFs::new(1)), 1);
@@ -66,12 +67,41 @@ fn eio_and_enospc_at_every_operation() {
             }
         }
     }
+    recovery_under_faults(&mut counters);
     let mut extra = Map::new();
     extra.insert("wall_s".into(), json!(started.elapsed().as_secs_f64()));
     let path = write_report("io_faults", &counters, extra).unwrap();
     eprintln!("io faults: {counters:?} in {:.1?}; report {}", started.elapsed(), path.display());
     assert_eq!(counters.failures(), 0);
-    assert!(counters.faults_injected > 500, "{counters:?}");
+    assert!(counters.faults_injected >= 5_000, "{counters:?}");
+}
+
+/// Faults while recovering: the open fails with a typed error or succeeds; either way a later
+/// open without faults recovers every acknowledged write.
+fn recovery_under_faults(counters: &mut Counters) {
+    let workload = workload(Durability::Batch(Duration::ZERO));
+    let sim = SimFs::new(3);
+    let outcome = run(Arc::new(sim.clone()), Path::new(DIR), &workload);
+    assert!(outcome.first_error.is_none(), "{:?}", outcome.first_error);
+    let counting = FaultFs::new(Arc::new(sim.crash(CrashMode::DropAll)), 3);
+    let _ = talus_tests::durability::open(Arc::new(counting.clone()), Path::new(DIR), &workload).unwrap();
+    for kind in [OpKind::Read, OpKind::List, OpKind::Open, OpKind::Write, OpKind::Sync, OpKind::Remove, OpKind::SyncDir] {
+        for n in 1..=counting.operations(kind) {
+            for fault in [Fault::Eio, Fault::Enospc] {
+                let after_crash = sim.crash(CrashMode::DropAll);
+                let faulty = FaultFs::new(Arc::new(after_crash.clone()), n);
+                faulty.add_rule(FaultRule::new(kind, Trigger::Nth(n), fault));
+                if let Err(e) = talus_tests::durability::open(Arc::new(faulty.clone()), Path::new(DIR), &workload) {
+                    assert!(matches!(e, talus::Error::Io { .. } | talus::Error::CommitlogFailed(_)), "{kind:?} #{n}: untyped failure {e}");
+                }
+                counters.faults_injected += faulty.injected();
+                let verdict = verify(Arc::new(after_crash.crash(CrashMode::DropAll)), Path::new(DIR), &workload, &outcome);
+                assert!(verdict.is_clean(), "recovery with {fault:?} at {kind:?} #{n}: {verdict:?}");
+                counters.crash_points += 1;
+                counters.add(&verdict);
+            }
+        }
+    }
 }
 
 #[test]
@@ -88,7 +118,7 @@ fn short_writes_lose_nothing() {
 /// The checker is not vacuous: syncs that lie lose acknowledged writes, and it says so.
 #[test]
 fn the_checker_reports_writes_lost_by_lying_syncs() {
-    let workload = workload(Durability::Batch(Duration::ZERO));
+    let workload = Workload { persist_every: None, ..workload(Durability::Batch(Duration::ZERO)) };
     let sim = SimFs::new(7);
     let faulty = FaultFs::new(Arc::new(sim.clone()), 7);
     faulty.add_rule(FaultRule::new(OpKind::Sync, Trigger::From(1), Fault::LostWrite).on_paths("CommitLog"));
