@@ -50,7 +50,9 @@ fn one_case(workload: &Workload, rule: FaultRule, seed: u64, counters: &mut Coun
 fn eio_and_enospc_at_every_operation() {
     let started = Instant::now();
     let mut counters = Counters::default();
-    for durability in [Durability::Batch(Duration::ZERO), Durability::Batch(Duration::from_micros(100)), Durability::Periodic(Duration::from_millis(1))] {
+    for durability in
+        [Durability::Batch(Duration::ZERO), Durability::Batch(Duration::from_micros(100)), Durability::Periodic(Duration::from_millis(1))]
+    {
         let workload = workload(durability);
         // Count the operations of each kind in a run without faults.
         let counting = FaultFs::new(Arc::new(SimFs::new(1)), 1);

@@ -4,7 +4,7 @@
 //! checks that every write acknowledged in any cycle so far is present, and that no batch is torn.
 //!
 //! The child is this test binary itself, running the ignored test `child_writer` (it does nothing
-//! unless `TALUS_SIGKILL_CHILD_DIR` is set). Cycles: `TALUS_SIGKILLS` (default 20).
+//! unless `TALUS_SIGKILL_CHILD_DIR` is set). Cycles: `TALUS_SIGKILLS` (default 50).
 //! Report: `target/reports/sigkill.json`.
 
 #![allow(clippy::unwrap_used)]
@@ -70,7 +70,7 @@ fn unique_dir() -> PathBuf {
 
 #[test]
 fn sigkill_loop() {
-    let kills: u64 = std::env::var("TALUS_SIGKILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let kills: u64 = std::env::var("TALUS_SIGKILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let dir = unique_dir();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(kills);
     let mut acked: BTreeSet<u64> = BTreeSet::new();
