@@ -9,10 +9,15 @@ use talus::{Engine, Query};
 
 fn engine_with_dead_rows(dead: i32, live_after: i32) -> (Engine, SchemaRef) {
     let (engine, schema) = talus_tests::fixture::engine_with_table("guards", ColumnType::Int).unwrap();
-    let mut b = Mutation::builder(&schema, &[Value::Int(1)]).now(GcTime(0));
-    for i in 0..dead {
-        b = b.delete_row(&[Value::Int(i)], Timestamp(5));
+    // Several mutations, so each commitlog entry stays below half a segment.
+    for chunk in (0..dead).collect::<Vec<_>>().chunks(5_000) {
+        let mut b = Mutation::builder(&schema, &[Value::Int(1)]).now(GcTime(0));
+        for &i in chunk {
+            b = b.delete_row(&[Value::Int(i)], Timestamp(5));
+        }
+        engine.apply(&b.build().unwrap()).unwrap();
     }
+    let mut b = Mutation::builder(&schema, &[Value::Int(1)]).now(GcTime(0));
     for i in dead..dead + live_after {
         b = b.set(&[Value::Int(i)], "v", Value::Int(i), Timestamp(5));
     }

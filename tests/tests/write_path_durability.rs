@@ -25,7 +25,8 @@ fn acknowledged_writes_survive_power_loss_and_reopen_reports_the_position() {
     let fs = SimFs::new(1);
     let last = {
         let (engine, schemas) = open(Arc::new(fs.clone()), Path::new(DIR), &workload(Durability::Batch(Duration::ZERO))).unwrap();
-        (0..50).map(|id| engine.apply_batch(&write_of(&schemas, id).unwrap()).unwrap()).last().unwrap()
+        let positions: Vec<_> = (0..50).map(|id| engine.apply_batch(&write_of(&schemas, id).unwrap()).unwrap()).collect();
+        positions[49]
     };
     let (engine, _) = open(Arc::new(fs.crash(CrashMode::DropAll)), Path::new(DIR), &workload(Durability::Batch(Duration::ZERO))).unwrap();
     assert_eq!(present_ids(&engine, TABLES[0]).unwrap(), (0..50).collect());

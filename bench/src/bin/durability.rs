@@ -1,0 +1,610 @@
+//! Durability benchmark: acknowledged writes per second of the engine under `Batch` durability
+//! (group commit) with 1, 4 and 16 writer threads, next to the machine's own fsync rate measured in
+//! the same run and directory, and the engine's `Periodic` throughput.
+//!
+//! Why: under `Batch` a write is acknowledged only once an `fdatasync` covered it, so an engine
+//! that syncs once per write is capped at the machine's fsync rate. Group commit lets every writer
+//! waiting at the same time share one sync; the ratio "acknowledged writes/s ÷ machine fsyncs/s"
+//! says how well it does (the target: at least 20× with 16 writers).
+//!
+//! Measured, each for `--seconds` in a fresh directory under `--dir`:
+//!
+//! 1. the machine, with `std::fs` directly (not the engine): append 4 KiB to a file and
+//!    `fdatasync`, in a loop; and, as context, the overwrite variant: overwrite 4 KiB in a
+//!    preallocated (zero-filled) file and `fdatasync`. The overwrite variant is what the commitlog
+//!    does (it zero-fills its segments when it creates them); it needs no metadata update, so it is
+//!    often faster than an append.
+//! 2. the engine under `Batch(0)`: each writer thread loops [`Engine::apply`] of one key-value put
+//!    with a unique key. Counted: acknowledged writes, the latency of each acknowledgement, and the
+//!    file syncs the engine issued and the time spent in them (through `CountingFs`, a wrapper of
+//!    the real file system that counts and times).
+//! 3. the engine under `Periodic(--periodic-ms)`: the same loop; writes are acknowledged at once.
+//!
+//! Output: progress on stderr, a markdown table on stdout, and a JSON report at `--json`.
+//!
+//! Run: `cargo run --release -p talus-bench --bin durability -- [--seconds N] [--value-size B] [--dir PATH] [--json PATH]`.
+
+use std::error::Error;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+use talus::commitlog::{CommitlogOptions, Durability};
+use talus::format::Schema;
+use talus::fs::{DirLock, Fs, FsFile, OpenMode, RealFs};
+use talus::{Engine, EngineOptions};
+use talus_bench::{kv_put, kv_schema};
+
+/// Errors that may cross a thread boundary.
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Size of each write of the machine baseline.
+const BLOCK: usize = 4096;
+/// Size of the preallocated file of the overwrite baseline; its writes wrap around in it.
+const PREALLOCATED: u64 = 64 << 20;
+/// The done-when target: with this many writers under `Batch`...
+const TARGET_THREADS: usize = 16;
+/// ...acknowledged writes/s are at least this multiple of the machine's append-fsync rate.
+const TARGET_RATIO: f64 = 20.0;
+
+/// Acknowledged writes per second under Batch and Periodic durability, against the machine's fsync rate.
+#[derive(Debug, Parser)]
+#[command(name = "durability")]
+struct Args {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Value size of each write, in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Directory to measure in; each measurement gets a fresh temporary directory inside it
+    /// [default: the system temporary directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Path of the JSON report [default: target/reports/bench_durability.json in the workspace].
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Writer thread counts under Batch durability.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    batch_threads: Vec<usize>,
+    /// Writer thread counts under Periodic durability.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    periodic_threads: Vec<usize>,
+    /// Sync interval of Periodic durability, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    periodic_ms: u64,
+}
+
+/// A progress line on stderr.
+macro_rules! progress {
+    ($($arg:tt)*) => { eprintln!("[durability] {}", format_args!($($arg)*)) };
+}
+
+/// Latency distribution of a measurement, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Latency {
+    /// Median.
+    p50_us: f64,
+    /// 99th percentile.
+    p99_us: f64,
+    /// Worst case.
+    max_us: f64,
+    /// Mean.
+    mean_us: f64,
+}
+
+impl Latency {
+    /// The distribution of `nanos` (sorted in place).
+    fn of(nanos: &mut [u64]) -> Latency {
+        nanos.sort_unstable();
+        let at = |q: f64| match nanos.len() {
+            0 => 0.0,
+            n => nanos[((n - 1) as f64 * q).round() as usize] as f64 / 1e3,
+        };
+        let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
+        Latency { p50_us: at(0.5), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
+    }
+}
+
+/// Nanoseconds of `d`, saturating.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One machine fsync measurement.
+#[derive(Debug, Clone, Serialize)]
+struct FsyncBaseline {
+    /// `append` or `overwrite`.
+    variant: &'static str,
+    /// Write-and-fdatasync rounds completed.
+    fsyncs: u64,
+    /// Wall time of the loop.
+    seconds: f64,
+    /// Rounds per second.
+    fsyncs_per_s: f64,
+    /// Latency of one write + fdatasync round.
+    latency: Latency,
+}
+
+/// Runs `round` in a loop for `duration` and times each call.
+fn fsync_loop(variant: &'static str, duration: Duration, mut round: impl FnMut(u64) -> io::Result<()>) -> io::Result<FsyncBaseline> {
+    let mut latencies = Vec::with_capacity(1 << 14);
+    let start = Instant::now();
+    let mut i = 0;
+    while start.elapsed() < duration {
+        let t = Instant::now();
+        round(i)?;
+        latencies.push(nanos(t.elapsed()));
+        i += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(FsyncBaseline { variant, fsyncs: i, seconds, fsyncs_per_s: i as f64 / seconds, latency: Latency::of(&mut latencies) })
+}
+
+/// The machine's append-fsync rate: append 4 KiB to a new file and `fdatasync`, in a loop.
+fn fsync_append(dir: &Path, duration: Duration) -> io::Result<FsyncBaseline> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(dir.join("append.dat"))?;
+    File::open(dir)?.sync_all()?;
+    let block = [0x5a_u8; BLOCK];
+    fsync_loop("append", duration, |_| {
+        file.write_all(&block)?;
+        file.sync_data()
+    })
+}
+
+/// The machine's overwrite-fsync rate: overwrite 4 KiB at the next offset of a preallocated,
+/// zero-filled and synced file (as the commitlog's segments are) and `fdatasync`, in a loop.
+fn fsync_overwrite(dir: &Path, duration: Duration) -> io::Result<FsyncBaseline> {
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(dir.join("overwrite.dat"))?;
+    let zeros = vec![0_u8; 1 << 20];
+    let mut offset = 0;
+    while offset < PREALLOCATED {
+        file.write_all_at(&zeros, offset)?;
+        offset += zeros.len() as u64;
+    }
+    file.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    let block = [0xa5_u8; BLOCK];
+    fsync_loop("overwrite", duration, |i| {
+        file.write_all_at(&block, i * BLOCK as u64 % PREALLOCATED)?;
+        file.sync_data()
+    })
+}
+
+/// Sync counters shared by a [`CountingFs`] and its files.
+#[derive(Debug, Default)]
+struct SyncCounters {
+    /// File syncs (`fdatasync`) completed.
+    file_syncs: AtomicU64,
+    /// Time spent in them, nanoseconds.
+    file_sync_nanos: AtomicU64,
+    /// Directory syncs completed.
+    dir_syncs: AtomicU64,
+    /// Bytes written to files.
+    bytes_written: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct SyncSnapshot {
+    file_syncs: u64,
+    file_sync_nanos: u64,
+    dir_syncs: u64,
+    bytes_written: u64,
+}
+
+impl SyncCounters {
+    fn snapshot(&self) -> SyncSnapshot {
+        SyncSnapshot {
+            file_syncs: self.file_syncs.load(Ordering::Relaxed),
+            file_sync_nanos: self.file_sync_nanos.load(Ordering::Relaxed),
+            dir_syncs: self.dir_syncs.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::ops::Sub for SyncSnapshot {
+    type Output = SyncSnapshot;
+
+    fn sub(self, earlier: SyncSnapshot) -> SyncSnapshot {
+        SyncSnapshot {
+            file_syncs: self.file_syncs - earlier.file_syncs,
+            file_sync_nanos: self.file_sync_nanos - earlier.file_sync_nanos,
+            dir_syncs: self.dir_syncs - earlier.dir_syncs,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+        }
+    }
+}
+
+/// The real file system, counting and timing the syncs the engine issues.
+#[derive(Debug, Default)]
+struct CountingFs {
+    counters: Arc<SyncCounters>,
+}
+
+/// A real file whose syncs and writes are counted.
+#[derive(Debug)]
+struct CountingFile {
+    inner: Arc<dyn FsFile>,
+    counters: Arc<SyncCounters>,
+}
+
+impl FsFile for CountingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let n = self.inner.write_at(buf, offset)?;
+        self.counters.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let start = Instant::now();
+        self.inner.sync()?;
+        self.counters.file_sync_nanos.fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
+        self.counters.file_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl Fs for CountingFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(path)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FsFile>> {
+        Ok(Arc::new(CountingFile { inner: RealFs.open(path, mode)?, counters: self.counters.clone() }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        RealFs.list(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        RealFs.sync_dir(dir)?;
+        self.counters.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
+        RealFs.lock_dir(dir)
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        RealFs.exists(path)
+    }
+}
+
+/// One engine measurement.
+#[derive(Debug, Clone, Serialize)]
+struct EngineRun {
+    /// The durability mode, e.g. `Batch(0)` or `Periodic(100 ms)`.
+    durability: String,
+    /// Writer threads.
+    threads: usize,
+    /// Acknowledged writes.
+    writes: u64,
+    /// Wall time from the start until the last writer stopped.
+    seconds: f64,
+    /// Acknowledged writes per second.
+    writes_per_s: f64,
+    /// `writes_per_s` ÷ the machine's append-fsync rate.
+    ratio_to_append_fsync: f64,
+    /// `writes_per_s` ÷ the machine's overwrite-fsync rate.
+    ratio_to_overwrite_fsync: f64,
+    /// Latency of `Engine::apply` (until acknowledged).
+    latency: Latency,
+    /// File syncs the engine issued during the measurement.
+    file_syncs: u64,
+    /// File syncs per second.
+    file_syncs_per_s: f64,
+    /// Acknowledged writes per file sync (the mean group-commit batch).
+    writes_per_sync: f64,
+    /// Mean duration of one engine file sync, microseconds.
+    mean_sync_us: f64,
+    /// Share of the wall time the engine spent inside file syncs (the sync thread's duty cycle).
+    sync_busy: f64,
+    /// Directory syncs the engine issued during the measurement (segment creation).
+    dir_syncs: u64,
+    /// Bytes the engine wrote to files during the measurement.
+    bytes_written: u64,
+}
+
+/// What one writer thread did.
+#[derive(Debug)]
+struct WriterResult {
+    writes: u64,
+    latencies: Vec<u64>,
+    finished: Instant,
+}
+
+/// Bits of a key index below the writer thread's number, so every write has a unique key.
+const THREAD_SHIFT: u32 = 40;
+
+/// One writer: after `start`, applies puts with keys of its own for `duration`, timing each.
+fn writer(
+    engine: &Engine,
+    schema: &Schema,
+    thread: u64,
+    value: &[u8],
+    start: &Barrier,
+    duration: Duration,
+) -> Result<WriterResult, BoxError> {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    start.wait();
+    let begin = Instant::now();
+    let mut i = 0;
+    while begin.elapsed() < duration {
+        let mutation = kv_put(schema, (thread << THREAD_SHIFT) | i, value)?;
+        let t = Instant::now();
+        engine.apply(&mutation)?;
+        latencies.push(nanos(t.elapsed()));
+        i += 1;
+    }
+    Ok(WriterResult { writes: i, latencies, finished: Instant::now() })
+}
+
+/// Machine baselines the engine's rates are compared with.
+#[derive(Debug, Clone, Copy)]
+struct Baselines {
+    append_per_s: f64,
+    overwrite_per_s: f64,
+}
+
+/// The name of a durability mode in the report.
+fn describe(durability: Durability) -> String {
+    match durability {
+        Durability::Batch(window) => format!("Batch({})", window.as_millis()),
+        Durability::Periodic(interval) => format!("Periodic({} ms)", interval.as_millis()),
+    }
+}
+
+/// Opens a fresh engine under `parent` with `durability`, runs `threads` writers for `duration`,
+/// then drops the engine and removes its directory.
+fn run_engine(
+    parent: &Path,
+    durability: Durability,
+    threads: usize,
+    value: &[u8],
+    duration: Duration,
+    baselines: Baselines,
+) -> Result<EngineRun, BoxError> {
+    let dir = tempfile::Builder::new().prefix("talus-durability-").tempdir_in(parent)?;
+    let fs = CountingFs::default();
+    let counters = fs.counters.clone();
+    let options = EngineOptions { commitlog: CommitlogOptions { durability, ..CommitlogOptions::default() }, ..EngineOptions::default() };
+    let engine = Engine::open_with_fs(Arc::new(fs), dir.path(), options)?;
+    let schema = kv_schema();
+    engine.create_table(schema.clone())?;
+    // Warm-up: the first write makes the sync thread create (zero-fill and sync) the first
+    // segment, which is not what is measured. Its key is outside every writer's range.
+    engine.apply(&kv_put(&schema, (threads as u64) << THREAD_SHIFT, value)?)?;
+    engine.sync()?;
+
+    let start = Barrier::new(threads + 1);
+    let before = counters.snapshot();
+    let (began, results) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (engine, schema, start) = (&engine, &schema, &start);
+                s.spawn(move || writer(engine, schema, t as u64, value, start, duration))
+            })
+            .collect();
+        start.wait();
+        let began = Instant::now();
+        let results: Vec<Result<WriterResult, BoxError>> =
+            handles.into_iter().map(|h| h.join().map_err(|_| BoxError::from("a writer thread panicked")).and_then(|r| r)).collect();
+        (began, results)
+    });
+    let during = counters.snapshot() - before;
+    drop(engine);
+    dir.close()?;
+
+    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let writes: u64 = results.iter().map(|r| r.writes).sum();
+    let finished = results.iter().map(|r| r.finished).max().unwrap_or(began);
+    let seconds = finished.duration_since(began).as_secs_f64();
+    let mut latencies: Vec<u64> = results.into_iter().flat_map(|r| r.latencies).collect();
+    let writes_per_s = writes as f64 / seconds;
+    let syncs = during.file_syncs;
+    Ok(EngineRun {
+        durability: describe(durability),
+        threads,
+        writes,
+        seconds,
+        writes_per_s,
+        ratio_to_append_fsync: writes_per_s / baselines.append_per_s,
+        ratio_to_overwrite_fsync: writes_per_s / baselines.overwrite_per_s,
+        latency: Latency::of(&mut latencies),
+        file_syncs: syncs,
+        file_syncs_per_s: syncs as f64 / seconds,
+        writes_per_sync: if syncs == 0 { 0.0 } else { writes as f64 / syncs as f64 },
+        mean_sync_us: if syncs == 0 { 0.0 } else { during.file_sync_nanos as f64 / syncs as f64 / 1e3 },
+        sync_busy: during.file_sync_nanos as f64 / 1e9 / seconds,
+        dir_syncs: during.dir_syncs,
+        bytes_written: during.bytes_written,
+    })
+}
+
+/// The done-when check: 16 writers under `Batch` against the append-fsync rate.
+#[derive(Debug, Clone, Serialize)]
+struct Target {
+    /// Writer threads the target is about.
+    threads: usize,
+    /// The required ratio of acknowledged writes/s to append fsyncs/s.
+    min_ratio: f64,
+    /// The measured ratio (absent if that configuration was not run).
+    ratio: Option<f64>,
+    /// Whether the target is met (absent if not run).
+    met: Option<bool>,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// The benchmark's name.
+    benchmark: &'static str,
+    /// Seconds per measurement.
+    seconds_per_measurement: f64,
+    /// Value size of each write, bytes.
+    value_size: usize,
+    /// Directory the measurements ran in.
+    dir: String,
+    /// The machine's fsync rates.
+    machine: Vec<FsyncBaseline>,
+    /// The engine's rates.
+    engine: Vec<EngineRun>,
+    /// The done-when check.
+    target: Target,
+}
+
+/// The default report path: `$CARGO_TARGET_DIR/reports`, or `target/reports` of the workspace.
+fn default_json_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+    target.join("reports").join("bench_durability.json")
+}
+
+/// The markdown table of the report.
+fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str("| measurement | threads | acked writes/s (or fsyncs/s) | × append fsync | × overwrite fsync | p50 µs | p99 µs | syncs/s | writes/sync | mean sync µs |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let (append, overwrite) = baseline_rates(&report.machine);
+    for m in &report.machine {
+        out.push_str(&format!(
+            "| machine: {} 4 KiB + fdatasync | 1 | {:.0} | {:.2}× | {:.2}× | {:.0} | {:.0} | {:.0} | 1 | {:.0} |\n",
+            m.variant,
+            m.fsyncs_per_s,
+            m.fsyncs_per_s / append,
+            m.fsyncs_per_s / overwrite,
+            m.latency.p50_us,
+            m.latency.p99_us,
+            m.fsyncs_per_s,
+            m.latency.mean_us,
+        ));
+    }
+    for r in &report.engine {
+        out.push_str(&format!(
+            "| talus {} | {} | {:.0} | {:.1}× | {:.1}× | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} |\n",
+            r.durability,
+            r.threads,
+            r.writes_per_s,
+            r.ratio_to_append_fsync,
+            r.ratio_to_overwrite_fsync,
+            r.latency.p50_us,
+            r.latency.p99_us,
+            r.file_syncs_per_s,
+            r.writes_per_sync,
+            r.mean_sync_us,
+        ));
+    }
+    let t = &report.target;
+    match (t.ratio, t.met) {
+        (Some(ratio), Some(met)) => out.push_str(&format!(
+            "\nTarget: {} writers under Batch(0) acknowledge {ratio:.1}× the machine's append-fsync rate (required ≥ {:.0}×): {}.\n",
+            t.threads,
+            t.min_ratio,
+            if met { "met" } else { "NOT met" },
+        )),
+        _ => out.push_str(&format!("\nTarget: not checked ({} writers under Batch(0) were not run).\n", t.threads)),
+    }
+    out
+}
+
+/// The append and overwrite fsync rates of `machine`.
+fn baseline_rates(machine: &[FsyncBaseline]) -> (f64, f64) {
+    let rate = |variant: &str| machine.iter().find(|m| m.variant == variant).map_or(f64::NAN, |m| m.fsyncs_per_s);
+    (rate("append"), rate("overwrite"))
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    let duration = Duration::try_from_secs_f64(args.seconds).map_err(|e| format!("--seconds {}: {e}", args.seconds))?;
+    if duration.is_zero() {
+        return Err("--seconds must be above zero".into());
+    }
+    if args.batch_threads.iter().chain(&args.periodic_threads).any(|&t| t == 0) {
+        return Err("thread counts must be above zero".into());
+    }
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)?;
+    let value = vec![0x42_u8; args.value_size];
+    progress!("measuring in {} for {:.1} s per measurement, {}-byte values", parent.display(), args.seconds, args.value_size);
+
+    let scratch = tempfile::Builder::new().prefix("talus-fsync-").tempdir_in(&parent)?;
+    let append = fsync_append(scratch.path(), duration)?;
+    progress!("machine: append 4 KiB + fdatasync: {:.0} fsyncs/s (p50 {:.0} µs)", append.fsyncs_per_s, append.latency.p50_us);
+    let overwrite = fsync_overwrite(scratch.path(), duration)?;
+    progress!("machine: overwrite 4 KiB + fdatasync: {:.0} fsyncs/s (p50 {:.0} µs)", overwrite.fsyncs_per_s, overwrite.latency.p50_us);
+    scratch.close()?;
+    let baselines = Baselines { append_per_s: append.fsyncs_per_s, overwrite_per_s: overwrite.fsyncs_per_s };
+
+    let periodic = Durability::Periodic(Duration::from_millis(args.periodic_ms));
+    let configurations = args
+        .batch_threads
+        .iter()
+        .map(|&t| (Durability::Batch(Duration::ZERO), t))
+        .chain(args.periodic_threads.iter().map(|&t| (periodic, t)));
+    let mut engine = Vec::new();
+    for (durability, threads) in configurations {
+        let run = run_engine(&parent, durability, threads, &value, duration, baselines).map_err(|e| e as Box<dyn Error>)?;
+        progress!(
+            "talus {} × {} writers: {:.0} acked writes/s ({:.1}× append fsync), {:.1} writes/sync, p99 {:.0} µs",
+            run.durability,
+            threads,
+            run.writes_per_s,
+            run.ratio_to_append_fsync,
+            run.writes_per_sync,
+            run.latency.p99_us,
+        );
+        engine.push(run);
+    }
+
+    let ratio = engine.iter().find(|r| r.threads == TARGET_THREADS && r.durability.starts_with("Batch")).map(|r| r.ratio_to_append_fsync);
+    let target = Target { threads: TARGET_THREADS, min_ratio: TARGET_RATIO, ratio, met: ratio.map(|r| r >= TARGET_RATIO) };
+    let report = Report {
+        benchmark: "durability",
+        seconds_per_measurement: args.seconds,
+        value_size: args.value_size,
+        dir: parent.display().to_string(),
+        machine: vec![append, overwrite],
+        engine,
+        target,
+    };
+    print!("{}", markdown(&report));
+
+    let json = args.json.clone().unwrap_or_else(default_json_path);
+    if let Some(dir) = json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+    progress!("report written to {}", json.display());
+    Ok(())
+}
