@@ -123,7 +123,7 @@ impl Engine {
             let mutations =
                 decode_mutations_body(entry.body)?.into_iter().map(decode_mutation).collect::<talus_format::Result<Vec<_>>>()?;
             for mutation in &mutations {
-                if truncations.get(&mutation.table).is_some_and(|t| entry.position <= *t) {
+                if truncations.get(&mutation.table).is_some_and(|t| entry.position < *t) {
                     continue;
                 }
                 let Some(table) = tables.get(&mutation.table) else { continue };

@@ -1,5 +1,5 @@
 //! The table catalog file: every table's schema and the truncation records of dropped tables
-//! (R3.12: replay skips a table's entries at or before its truncation position). Specified in
+//! (R3.12: replay skips a table's entries before its truncation position). Specified in
 //! `docs/format.md`, "Table catalog".
 //!
 //! Invariants: the whole file is covered by one xxh3 checksum in its last 8 bytes, so any damaged
@@ -19,7 +19,7 @@ pub const CATALOG_FORMAT_VERSION: u8 = 1;
 
 const STRUCTURE: &str = "table catalog";
 
-/// A truncation record: entries of `table` at or before (`segment`, `offset`) are never replayed.
+/// A truncation record: entries of `table` before (`segment`, `offset`), the log position at the drop, are never replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Truncation {
     /// The table.

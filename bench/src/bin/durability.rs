@@ -76,6 +76,10 @@ struct Args {
     /// Writer thread counts under Periodic durability.
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     periodic_threads: Vec<usize>,
+    /// Batch window in microseconds: writers arriving within it of the first pending one share a
+    /// sync (0: sync as soon as the previous sync ends, the default mode).
+    #[arg(long, default_value_t = 0)]
+    batch_window_us: u64,
     /// Sync interval of Periodic durability, in milliseconds.
     #[arg(long, default_value_t = 100)]
     periodic_ms: u64,
@@ -379,7 +383,8 @@ struct Baselines {
 /// The name of a durability mode in the report.
 fn describe(durability: Durability) -> String {
     match durability {
-        Durability::Batch(window) => format!("Batch({})", window.as_millis()),
+        Durability::Batch(window) if window.is_zero() => "Batch(0)".to_string(),
+        Durability::Batch(window) => format!("Batch({} µs)", window.as_micros()),
         Durability::Periodic(interval) => format!("Periodic({} ms)", interval.as_millis()),
     }
 }
@@ -487,7 +492,7 @@ struct Report {
 fn default_json_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target"));
     target.join("reports").join("bench_durability.json")
 }
 
@@ -570,7 +575,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let configurations = args
         .batch_threads
         .iter()
-        .map(|&t| (Durability::Batch(Duration::ZERO), t))
+        .map(|&t| (Durability::Batch(Duration::from_micros(args.batch_window_us)), t))
         .chain(args.periodic_threads.iter().map(|&t| (periodic, t)));
     let mut engine = Vec::new();
     for (durability, threads) in configurations {
