@@ -193,13 +193,19 @@ pub fn scan_segment(bytes: &[u8], options: ScanOptions) -> Result<SegmentScan<'_
     if bytes.len() > u32::MAX as usize {
         return Err(corrupt(0, format!("segment of {} bytes exceeds the 4 GiB limit", bytes.len())));
     }
-    if let Err(reason) = check_header(bytes, id) {
+    match check_header(bytes, id) {
+        HeaderCheck::Valid => {}
         // A crash while the segment was being created leaves a torn header and nothing else;
         // records behind a bad header mean the header itself was damaged.
-        return match next_valid(bytes, SEGMENT_HEADER_LEN - 1, id) {
-            None if !options.followed_by_records => Ok(scan),
-            _ => Err(corrupt(0, reason)),
-        };
+        HeaderCheck::Torn(reason) => {
+            return match next_valid(bytes, SEGMENT_HEADER_LEN - 1, id) {
+                None if !options.followed_by_records => Ok(scan),
+                _ => Err(corrupt(0, reason)),
+            };
+        }
+        // An intact header that names another segment or version was never torn: a reused file
+        // gets its new header synced before it is renamed to its live name.
+        HeaderCheck::Foreign(reason) => return Err(corrupt(0, reason)),
     }
     let mut pos = SEGMENT_HEADER_LEN;
     loop {
@@ -237,9 +243,9 @@ pub fn scan_segment(bytes: &[u8], options: ScanOptions) -> Result<SegmentScan<'_
                 pos = next.offset as usize;
             }
             None => {
-                if !at_end_of_file {
-                    scan.skipped.push(SkippedRegion { offset: pos as u32, len: (bytes.len() - pos) as u32 });
-                }
+                // Empty when a sealed segment's data stops exactly at the end of the file: the
+                // missing seal is still damage the caller must count.
+                scan.skipped.push(SkippedRegion { offset: pos as u32, len: bytes.len().saturating_sub(pos) as u32 });
                 scan.end = SegmentEnd::Open(pos as u32);
                 return Ok(scan);
             }
@@ -247,24 +253,40 @@ pub fn scan_segment(bytes: &[u8], options: ScanOptions) -> Result<SegmentScan<'_
     }
 }
 
-fn check_header(bytes: &[u8], id: u64) -> std::result::Result<(), String> {
-    let h = bytes.get(..SEGMENT_HEADER_LEN).ok_or_else(|| format!("segment of {} bytes has no complete header", bytes.len()))?;
+/// What the header of a segment says.
+enum HeaderCheck {
+    /// Intact, this version, the expected id.
+    Valid,
+    /// Missing, short, zero or failing its checksum: possibly a creation a crash interrupted.
+    Torn(String),
+    /// Intact but naming another version or segment.
+    Foreign(String),
+}
+
+fn check_header(bytes: &[u8], id: u64) -> HeaderCheck {
+    let Some(h) = bytes.get(..SEGMENT_HEADER_LEN) else {
+        return HeaderCheck::Torn(format!("segment of {} bytes has no complete header", bytes.len()));
+    };
+    let field = |at: usize| -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
     if h[0..4] != SEGMENT_MAGIC {
-        return Err("bad magic: not a Talus commitlog segment".into());
+        return HeaderCheck::Torn("bad magic: not a Talus commitlog segment".into());
     }
-    let sum = u64::from_le_bytes(h[16..24].try_into().map_err(|_| "short header")?);
-    if xxh3_64(&h[0..16]) != sum {
-        return Err("header checksum mismatch".into());
+    if xxh3_64(&h[0..16]) != field(16) {
+        return HeaderCheck::Torn("header checksum mismatch".into());
     }
-    let version = u32::from_le_bytes(h[4..8].try_into().map_err(|_| "short header")?);
+    let version = (field(0) >> 32) as u32;
     if version != SEGMENT_FORMAT_VERSION {
-        return Err(format!("unsupported segment format version {version}"));
+        return HeaderCheck::Foreign(format!("unsupported segment format version {version}"));
     }
-    let header_id = u64::from_le_bytes(h[8..16].try_into().map_err(|_| "short header")?);
+    let header_id = field(8);
     if header_id != id {
-        return Err(format!("header carries segment id {header_id}, the file name says {id}"));
+        return HeaderCheck::Foreign(format!("header carries segment id {header_id}, the file name says {id}"));
     }
-    Ok(())
+    HeaderCheck::Valid
 }
 
 /// Encodes the body of a [`RECORD_MUTATIONS`] record: each encoded mutation with its length.

@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod cell;
 pub mod clustering_encoding;
 pub mod commitlog_segment;
+#[doc(hidden)]
+pub mod commitlog_segment_check;
 pub mod error;
 pub mod fragment;
 pub mod fs;
