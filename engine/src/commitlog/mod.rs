@@ -24,6 +24,7 @@ mod replay;
 mod segment_file;
 mod sync;
 mod usage;
+mod watermark;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use position::{ReplayCoverage, ReplayPosition};
 pub use replay::{recover, CorruptionPolicy, RecoveryReport, ReplayedEntry};
 pub use segment_file::SegmentName;
 use usage::SegmentUse;
+use watermark::DurableWatermark;
 
 /// When an append is acknowledged (R3.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,9 @@ pub struct CommitlogOptions {
     pub max_data_age: Duration,
     /// What replay does with corruption.
     pub corruption: CorruptionPolicy,
+    /// Syncs that may be in flight at once (default 2): the next group of writers is written
+    /// and synced while the previous sync is still in the device.
+    pub concurrent_syncs: usize,
 }
 
 impl Default for CommitlogOptions {
@@ -75,6 +80,7 @@ impl Default for CommitlogOptions {
             max_total_bytes: 1 << 30,
             max_data_age: Duration::from_secs(86_400),
             corruption: CorruptionPolicy::Fail,
+            concurrent_syncs: 2,
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct Appended {
 struct OpenSegment {
     id: u64,
     file: Option<Arc<dyn FsFile>>,
+    /// The flushers' own handles, opened before any record was written.
+    flush_handles: Option<sync::FlushHandles>,
     /// Bytes not yet handed to the sync thread, starting at segment offset `buffer_offset`.
     buffer: Vec<u8>,
     buffer_offset: u32,
@@ -116,7 +124,11 @@ struct LogState {
     recycled: Vec<u64>,
     next_id: u64,
     appended_seq: u64,
+    /// The highest sequence number a dispatched (maybe unfinished) sync covers.
+    dispatched_seq: u64,
     durable_seq: u64,
+    /// Syncs handed to flushers and not finished.
+    in_flight: usize,
     buffered: usize,
     first_pending: Option<Instant>,
     sync_requested: bool,
@@ -132,8 +144,10 @@ struct Shared {
     state: Mutex<LogState>,
     /// Signalled when durability advances, buffers drain or the log fails.
     progress: Condvar,
-    /// Signalled when there is work for the sync thread.
+    /// Signalled when there is work for the sync thread, or a flusher is free.
     work: Condvar,
+    /// Durability as seen by waiting writers.
+    watermark: DurableWatermark,
 }
 
 /// An open commitlog.
@@ -172,7 +186,9 @@ impl Commitlog {
             recycled: recovered.recycled.clone(),
             next_id: recovered.next_segment_id,
             appended_seq: 0,
+            dispatched_seq: 0,
             durable_seq: 0,
+            in_flight: 0,
             buffered: 0,
             first_pending: None,
             sync_requested: false,
@@ -186,6 +202,7 @@ impl Commitlog {
             state: Mutex::new(state),
             progress: Condvar::new(),
             work: Condvar::new(),
+            watermark: DurableWatermark::default(),
         });
         let thread_shared = shared.clone();
         let sync_thread = std::thread::Builder::new()
@@ -248,16 +265,11 @@ impl Commitlog {
 
     /// Blocks until the entry with sequence number `seq` is durable.
     pub fn wait_durable(&self, seq: u64) -> Result<()> {
-        let mut state = self.shared.state.lock();
-        loop {
-            if state.durable_seq >= seq {
-                return Ok(());
-            }
-            if let Some(reason) = &state.failed {
-                return Err(Error::CommitlogFailed(reason.clone()));
-            }
-            self.shared.progress.wait(&mut state);
+        if self.shared.watermark.wait(seq) {
+            return Ok(());
         }
+        let reason = self.shared.state.lock().failed.clone().unwrap_or_default();
+        Err(Error::CommitlogFailed(reason))
     }
 
     /// Syncs everything appended so far and waits for it.
@@ -347,7 +359,9 @@ impl Commitlog {
             if let Err(e) = result {
                 let reason = format!("disposing of commitlog segment {id} in {}: {e}", shared.dir.display());
                 state.failed.get_or_insert(reason.clone());
+                shared.watermark.fail();
                 shared.progress.notify_all();
+                shared.work.notify_all();
                 return Err(Error::CommitlogFailed(reason));
             }
             state.segments.remove(&id);
@@ -384,6 +398,7 @@ fn roll(state: &mut LogState) {
     state.open.push_back(OpenSegment {
         id,
         file: None,
+        flush_handles: None,
         buffer: Vec::new(),
         buffer_offset: header,
         appended: header,
