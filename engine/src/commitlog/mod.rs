@@ -67,9 +67,6 @@ pub struct CommitlogOptions {
     pub max_data_age: Duration,
     /// What replay does with corruption.
     pub corruption: CorruptionPolicy,
-    /// Syncs that may be in flight at once (default 2): the next group of writers is written
-    /// and synced while the previous sync is still in the device.
-    pub concurrent_syncs: usize,
 }
 
 impl Default for CommitlogOptions {
@@ -80,7 +77,6 @@ impl Default for CommitlogOptions {
             max_total_bytes: 1 << 30,
             max_data_age: Duration::from_secs(86_400),
             corruption: CorruptionPolicy::Fail,
-            concurrent_syncs: 2,
         }
     }
 }
@@ -104,8 +100,6 @@ pub struct Appended {
 struct OpenSegment {
     id: u64,
     file: Option<Arc<dyn FsFile>>,
-    /// The flushers' own handles, opened before any record was written.
-    flush_handles: Option<sync::FlushHandles>,
     /// Bytes not yet handed to the sync thread, starting at segment offset `buffer_offset`.
     buffer: Vec<u8>,
     buffer_offset: u32,
@@ -124,11 +118,7 @@ struct LogState {
     recycled: Vec<u64>,
     next_id: u64,
     appended_seq: u64,
-    /// The highest sequence number a dispatched (maybe unfinished) sync covers.
-    dispatched_seq: u64,
     durable_seq: u64,
-    /// Syncs handed to flushers and not finished.
-    in_flight: usize,
     buffered: usize,
     first_pending: Option<Instant>,
     sync_requested: bool,
@@ -144,7 +134,7 @@ struct Shared {
     state: Mutex<LogState>,
     /// Signalled when durability advances, buffers drain or the log fails.
     progress: Condvar,
-    /// Signalled when there is work for the sync thread, or a flusher is free.
+    /// Signalled when there is work for the sync thread.
     work: Condvar,
     /// Durability as seen by waiting writers.
     watermark: DurableWatermark,
@@ -186,9 +176,7 @@ impl Commitlog {
             recycled: recovered.recycled.clone(),
             next_id: recovered.next_segment_id,
             appended_seq: 0,
-            dispatched_seq: 0,
             durable_seq: 0,
-            in_flight: 0,
             buffered: 0,
             first_pending: None,
             sync_requested: false,
@@ -398,7 +386,6 @@ fn roll(state: &mut LogState) {
     state.open.push_back(OpenSegment {
         id,
         file: None,
-        flush_handles: None,
         buffer: Vec::new(),
         buffer_offset: header,
         appended: header,
