@@ -130,3 +130,23 @@ pub fn decode_catalog(bytes: &[u8]) -> Result<Catalog> {
     }
     Ok(catalog)
 }
+
+/// The property the `catalog_decode` fuzz target and the stable corpus test assert: decoding
+/// never panics, a decoded catalog re-encodes to exactly the input, and every failure is a
+/// corruption error of the catalog with an offset inside the input. Test support: it panics on a
+/// violation.
+#[doc(hidden)]
+#[allow(clippy::panic)] // an assertion helper: a panic is the failure report
+pub fn check_decode(bytes: &[u8]) -> Option<Catalog> {
+    match decode_catalog(bytes) {
+        Ok(catalog) => {
+            assert_eq!(encode_catalog(&catalog), bytes, "re-encoding a decoded catalog changed the bytes");
+            Some(catalog)
+        }
+        Err(Error::Corrupt { structure: STRUCTURE, offset, .. }) => {
+            assert!(offset <= bytes.len(), "error offset {offset} beyond {} bytes", bytes.len());
+            None
+        }
+        Err(e) => panic!("unexpected error kind: {e}"),
+    }
+}
