@@ -25,7 +25,7 @@ use talus_tests::report::{write_report, Counters};
 const DIR: &str = "/db";
 
 fn workload(durability: Durability) -> Workload {
-    Workload { threads: 2, writes_per_thread: 300, durability, segment_size: 4096, persist_every: Some(15), sync_now_every: Some(3) }
+    Workload { threads: 2, writes_per_thread: 360, durability, segment_size: 4096, persist_every: Some(15), sync_now_every: Some(3) }
 }
 
 const KINDS: [OpKind; 6] = [OpKind::Open, OpKind::Write, OpKind::Sync, OpKind::SetLen, OpKind::Rename, OpKind::SyncDir];
