@@ -247,7 +247,15 @@ impl Commitlog {
         }
         st.first_pending.get_or_insert(clock);
         st.sync_requested |= sync_now;
-        self.shared.work.notify_one();
+        // Under Periodic the sync thread sleeps until its deadline; waking it for every append
+        // would cost a context switch per write for nothing.
+        let wake = match self.shared.options.durability {
+            Durability::Batch(_) => true,
+            Durability::Periodic(_) => sync_now || st.buffered >= WRITE_THRESHOLD,
+        };
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(Appended { position, seq })
     }
 
