@@ -25,7 +25,7 @@ use talus_format::{decode_mutation, encode_mutation, FragmentStream, GcTime, Mut
 
 use crate::commitlog::{recover, Commitlog, CommitlogOptions, Durability, RecoveryReport, ReplayPosition};
 use crate::error::{Error, Result};
-use crate::fs::{write_file_atomic, DirLock, Fs, OpenMode, RealFs};
+use crate::fs::{create_dir_durable, write_file_atomic, DirLock, Fs, OpenMode, RealFs};
 use crate::memtable::{Memtable, MemtableStats};
 use crate::memtable_reader::PartitionReader;
 use crate::query::{execute, PartitionRange, Query, QueryResult, QueryStats};
@@ -111,7 +111,7 @@ impl Engine {
     /// the catalog and replays the commitlog.
     pub fn open_with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir).map_err(io_error(&dir))?;
+        create_dir_durable(&*fs, &dir).map_err(io_error(&dir))?;
         let lock = fs.lock_dir(&dir).map_err(io_error(&dir))?;
         let catalog = load_catalog(&*fs, &dir)?;
         let tables: HashMap<TableId, Arc<Table>> = catalog.tables.iter().map(|s| (s.id, Arc::new(Table::new(s.clone())))).collect();
@@ -136,6 +136,11 @@ impl Engine {
             }
             Ok(touched)
         })?;
+        let mut recovery = recovery;
+        // Segment ids come from the clock; never let a new one fall at or below a truncation
+        // position, or entries of a re-created table would be skipped on replay.
+        let above_truncations = truncations.values().map(|p| p.segment + 1).max().unwrap_or(0);
+        recovery.next_segment_id = recovery.next_segment_id.max(above_truncations);
         let commitlog = Commitlog::start(fs.clone(), &log_dir, options.commitlog.clone(), &recovery)?;
         let inner =
             Inner { dir, options, fs, tables: RwLock::new(tables), truncations: Mutex::new(truncations), commitlog, recovery, _lock: lock };
@@ -174,9 +179,11 @@ impl Engine {
         let mut tables = self.inner.tables.write();
         let id =
             tables.values().find(|t| t.schema.full_name() == name).map(|t| t.schema.id).ok_or_else(|| Error::UnknownTable(name.into()))?;
-        truncations.insert(id, self.inner.commitlog.current_position());
+        let mut after = truncations.clone();
+        after.insert(id, self.inner.commitlog.current_position());
         let schemas: Vec<SchemaRef> = tables.values().filter(|t| t.schema.id != id).map(|t| t.schema.clone()).collect();
-        self.store_catalog(schemas, &truncations)?;
+        self.store_catalog(schemas, &after)?;
+        *truncations = after;
         tables.remove(&id);
         drop(tables);
         self.inner.commitlog.discard_table(id)
@@ -187,7 +194,13 @@ impl Engine {
         let truncations = truncations.iter().map(|(&table, p)| Truncation { table, segment: p.segment, offset: p.offset }).collect();
         let bytes = encode_catalog(&Catalog { tables, truncations });
         let path = self.inner.dir.join(CATALOG_FILE);
-        write_file_atomic(&*self.inner.fs, &path, &bytes).map_err(io_error(&path))
+        write_file_atomic(&*self.inner.fs, &path, &bytes).map_err(|source| {
+            // The file on disk may now be the old catalog or the new one: acknowledging writes
+            // against either guess could lose them after a crash, so the engine fails stop.
+            let reason = format!("writing {}: {source}", path.display());
+            self.inner.commitlog.fail(reason);
+            Error::Io { path: path.display().to_string(), source }
+        })
     }
 
     /// The schema of table `keyspace.name`.

@@ -135,6 +135,16 @@ pub fn split(path: &Path) -> io::Result<(PathBuf, String)> {
     Ok((dir, name.to_string()))
 }
 
+/// Creates a directory (and missing parents) and makes its entry in its parent durable, so a
+/// power loss cannot take the directory, and the synced files in it, away.
+pub fn create_dir_durable(fs: &dyn Fs, path: &Path) -> io::Result<()> {
+    fs.create_dir_all(path)?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent),
+        _ => fs.sync_dir(Path::new(".")),
+    }
+}
+
 /// Writes `contents` to `path` atomically and durably: a temporary file is written and synced,
 /// renamed over `path`, and the directory is synced. A crash leaves the old file or the new one.
 pub fn write_file_atomic(fs: &dyn Fs, path: &Path, contents: &[u8]) -> io::Result<()> {

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use talus_format::commitlog_segment::{encode_record, record_len, RECORD_MUTATIONS, SEGMENT_HEADER_LEN};
+use talus_format::commitlog_segment::{encode_record, record_len, RECORD_MUTATIONS, RECORD_SEAL, SEGMENT_HEADER_LEN};
 use talus_format::fs::{Fs, FsFile};
 use talus_format::{GcTime, TableId};
 
@@ -245,13 +245,14 @@ impl Commitlog {
         if let Some(usage) = st.segments.get_mut(&position.segment) {
             usage.record(tables, GcTime::now(), clock);
         }
+        let first_of_cycle = st.first_pending.is_none();
         st.first_pending.get_or_insert(clock);
         st.sync_requested |= sync_now;
-        // Under Periodic the sync thread sleeps until its deadline; waking it for every append
-        // would cost a context switch per write for nothing.
+        // Under Periodic the sync thread sleeps until its deadline once it knows there is data;
+        // waking it for every append would cost a context switch per write for nothing.
         let wake = match self.shared.options.durability {
             Durability::Batch(_) => true,
-            Durability::Periodic(_) => sync_now || st.buffered >= WRITE_THRESHOLD,
+            Durability::Periodic(_) => first_of_cycle || sync_now || st.buffered >= WRITE_THRESHOLD,
         };
         if wake {
             self.shared.work.notify_one();
@@ -277,6 +278,15 @@ impl Commitlog {
             state.appended_seq
         };
         self.wait_durable(seq)
+    }
+
+    /// Stops the log for good (fail-stop): every waiting and later writer gets the error.
+    pub fn fail(&self, reason: String) {
+        let mut state = self.shared.state.lock();
+        state.failed.get_or_insert(reason);
+        self.shared.watermark.fail();
+        self.shared.progress.notify_all();
+        self.shared.work.notify_all();
     }
 
     /// The reason the log stopped accepting writes, if it did.
@@ -351,15 +361,12 @@ impl Commitlog {
             } else {
                 segment_file::delete_segment(&*shared.fs, &shared.dir, SegmentName::Live(id))
             };
-            let mut state = shared.state.lock();
             if let Err(e) = result {
                 let reason = format!("disposing of commitlog segment {id} in {}: {e}", shared.dir.display());
-                state.failed.get_or_insert(reason.clone());
-                shared.watermark.fail();
-                shared.progress.notify_all();
-                shared.work.notify_all();
+                self.fail(reason.clone());
                 return Err(Error::CommitlogFailed(reason));
             }
+            let mut state = shared.state.lock();
             state.segments.remove(&id);
             if recycle {
                 state.recycled.push(id);
@@ -373,13 +380,7 @@ impl Commitlog {
 fn roll(state: &mut LogState) {
     let seal = {
         if let Some(active) = state.open.back_mut().filter(|s| !s.sealed) {
-            talus_format::commitlog_segment::encode_record(
-                active.id,
-                active.synced,
-                talus_format::commitlog_segment::RECORD_SEAL,
-                &[],
-                &mut active.buffer,
-            );
+            encode_record(active.id, active.synced, RECORD_SEAL, &[], &mut active.buffer);
             active.appended += seal_len();
             active.sealed = true;
             seal_len() as usize
@@ -411,7 +412,7 @@ impl Drop for Commitlog {
             self.shared.work.notify_all();
         }
         if let Some(thread) = self.sync_thread.take() {
-            // A panic in the sync thread already failed the log; nothing more to report here.
+            // A panic in the sync thread failed the log as it unwound; nothing more to report.
             let _ = thread.join();
         }
     }

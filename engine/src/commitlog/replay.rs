@@ -11,8 +11,8 @@
 //! 4. end the log cleanly: the newest segment's torn tail is cut off by syncing the valid prefix
 //!    and then writing a seal record after it; segments without records are removed.
 //!
-//! After a crash during replay, replaying again gives the same result (nothing before step 4
-//! writes, and step 4 only seals or removes what holds nothing to replay).
+//! After a crash during replay, replaying again gives the same result: replay writes only to
+//! remove segments that hold no record and to seal the newest segment after its valid data.
 //!
 //! Thread-safety: runs before the commitlog starts; single-threaded.
 
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use talus_format::commitlog_segment::{encode_record, scan_segment, ScanOptions, SegmentEnd, SegmentScan, RECORD_MUTATIONS, RECORD_SEAL};
-use talus_format::fs::{Fs, OpenMode};
+use talus_format::fs::{create_dir_durable, Fs, OpenMode};
 use talus_format::TableId;
 
 use super::position::ReplayPosition;
@@ -102,7 +102,7 @@ pub fn recover(
     policy: CorruptionPolicy,
     mut apply: impl FnMut(ReplayedEntry<'_>) -> Result<Vec<TableId>>,
 ) -> Result<RecoveryReport> {
-    fs.create_dir_all(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+    create_dir_durable(fs, dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
     let names = fs.list(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
     let names: Vec<SegmentName> = names.iter().filter_map(|n| SegmentName::parse(n)).collect();
     let mut report = RecoveryReport::default();

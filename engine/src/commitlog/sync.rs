@@ -74,8 +74,23 @@ fn decide(shared: &Shared, state: &LogState, last_sync: Instant) -> Next {
     }
 }
 
+/// Fails the log if the sync thread unwinds, so no writer waits for a sync that will not come.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.0.state.lock();
+            state.failed.get_or_insert_with(|| "the commitlog sync thread panicked".into());
+            self.0.watermark.fail();
+            self.0.progress.notify_all();
+        }
+    }
+}
+
 /// The sync thread's loop.
 pub(super) fn run(shared: &Shared) {
+    let _fail_on_panic = FailOnPanic(shared);
     let mut last_sync = Instant::now();
     let mut state = shared.state.lock();
     loop {

@@ -8,4 +8,4 @@ pub mod sim;
 pub use fault::{Fault, FaultFs, FaultRule, OpKind, Trigger};
 pub use real::RealFs;
 pub use sim::{CrashMode, SimFs};
-pub use talus_format::fs::{write_file_atomic, DirLock, Fs, FsFile, OpenMode};
+pub use talus_format::fs::{create_dir_durable, write_file_atomic, DirLock, Fs, FsFile, OpenMode};
