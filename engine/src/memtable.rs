@@ -175,16 +175,15 @@ impl Memtable {
     /// Applies a mutation; it becomes visible to readers all at once.
     pub fn apply(&self, mutation: &Mutation) {
         self.note_timestamps(&mutation.update);
-        let entry = match self.partitions.get(&mutation.key) {
-            Some(e) => e,
-            None => {
-                self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);
-                self.partitions.get_or_insert_with(mutation.key.clone(), || MemPartition {
-                    writer: Mutex::new(()),
-                    version: ArcSwap::from_pointee(PartitionVersion::default()),
-                })
-            }
-        };
+        // One search whether the partition exists or not (the key clone is a reference count).
+        let mut created = false;
+        let entry = self.partitions.get_or_insert_with(mutation.key.clone(), || {
+            created = true;
+            MemPartition { writer: Mutex::new(()), version: ArcSwap::from_pointee(PartitionVersion::default()) }
+        });
+        if created {
+            self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);
+        }
         let partition = entry.value();
         let _guard = partition.writer.lock();
         let mut version = PartitionVersion::clone(&partition.version.load());
