@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
 
 use talus_format::catalog::{check_decode, decode_catalog, encode_catalog, Catalog, Truncation};
 use talus_format::{ColumnType, Error, Schema, TableId};
@@ -47,35 +47,20 @@ fn every_bit_flip_and_truncation_is_a_typed_error() {
     }
 }
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/catalog_decode")
-}
-
 /// Runs the fuzz target's check over every stored corpus file.
 #[test]
 fn fuzz_corpus_decodes_without_panic() {
-    let mut valid = 0;
-    let mut files = 0;
-    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        files += 1;
-        valid += usize::from(check_decode(&std::fs::read(&path).unwrap()).is_some());
-    }
-    assert!(files >= 6 && valid >= 3, "{files} corpus files, {valid} valid");
+    let files = support::corpus_files("catalog_decode");
+    let valid = files.iter().filter(|f| check_decode(f).is_some()).count();
+    assert!(files.len() >= 6 && valid >= 3, "{} corpus files, {valid} valid", files.len());
 }
 
 /// Regenerates the seed corpus: `cargo test -p talus-format --test catalog -- --ignored`.
 #[test]
 #[ignore]
 fn generate_fuzz_corpus() {
-    let dir = corpus_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, catalog) in catalogs().iter().enumerate() {
-        let bytes = encode_catalog(catalog);
-        std::fs::write(dir.join(format!("valid-{i:02}")), &bytes).unwrap();
-        std::fs::write(dir.join(format!("truncated-{i:02}")), &bytes[..bytes.len() / 2]).unwrap();
-        let mut flipped = bytes.clone();
-        flipped[bytes.len() / 3] ^= 0x10;
-        std::fs::write(dir.join(format!("corrupt-{i:02}")), &flipped).unwrap();
-    }
+    let valid: Vec<Vec<u8>> = catalogs().iter().map(encode_catalog).collect();
+    support::write_corpus("catalog_decode", support::seeds_from_valid(&valid), |b| {
+        check_decode(b);
+    });
 }

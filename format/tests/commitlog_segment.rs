@@ -8,7 +8,7 @@
 // Helpers outside `#[test]` functions panic on purpose: they are assertions.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod support;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -578,30 +578,19 @@ proptest! {
 
 // ---- Fuzz corpus --------------------------------------------------------------------------------
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/commitlog_segment")
-}
-
 /// Runs the fuzz target's checks over every stored corpus file (as segment bytes and as a recipe),
 /// so the stable suite exercises them.
 #[test]
 fn fuzz_corpus_obeys_the_scan_rules() {
-    let dir = corpus_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files = 0;
+    let files = support::corpus_files("commitlog_segment");
     let mut with_records = 0;
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).unwrap();
-            check_scan(&bytes);
-            check_scan(&segment_from_recipe(&bytes));
-            files += 1;
-            let id = ScanOptions { expected_id: ID, followed_by_records: false, skip_corrupt: true };
-            with_records += usize::from(scan_segment(&bytes, id).is_ok_and(|s| !s.records.is_empty()));
-        }
+    for bytes in &files {
+        check_scan(bytes);
+        check_scan(&segment_from_recipe(bytes));
+        let id = ScanOptions { expected_id: ID, followed_by_records: false, skip_corrupt: true };
+        with_records += usize::from(scan_segment(bytes, id).is_ok_and(|s| !s.records.is_empty()));
     }
-    assert!(files >= 20, "only {files} corpus files in {}", dir.display());
+    assert!(files.len() >= 20, "only {} corpus files", files.len());
     assert!(with_records >= 10, "only {with_records} corpus segments with records");
 }
 
@@ -610,8 +599,6 @@ fn fuzz_corpus_obeys_the_scan_rules() {
 #[test]
 #[ignore]
 fn generate_fuzz_corpus() {
-    let dir = corpus_dir();
-    std::fs::create_dir_all(&dir).unwrap();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut add = |name: &str, bytes: Vec<u8>| files.push((name.to_string(), bytes));
 
@@ -676,10 +663,9 @@ fn generate_fuzz_corpus() {
         add(&format!("recipe-{i:02}"), recipe.to_vec());
     }
 
-    for (name, bytes) in files {
-        assert!(bytes.len() <= 8 << 10, "{name}: {} bytes", bytes.len());
-        check_scan(&bytes);
-        check_scan(&segment_from_recipe(&bytes));
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
+    support::write_corpus("commitlog_segment", files, |bytes| {
+        assert!(bytes.len() <= 8 << 10, "a seed of {} bytes", bytes.len());
+        check_scan(bytes);
+        check_scan(&segment_from_recipe(bytes));
+    });
 }

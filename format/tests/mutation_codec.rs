@@ -7,7 +7,7 @@
 #![allow(clippy::panic, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod support;
 
 use bytes::Bytes;
 use proptest::collection::{btree_map, vec};
@@ -308,25 +308,12 @@ fn strictness_rejects_malformed_and_non_canonical_inputs() {
 
 // ---- Fuzz corpus -------------------------------------------------------------------------------
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/mutation_decode")
-}
-
 /// Runs the fuzz target's check over every stored corpus file, so the stable suite exercises it.
 #[test]
 fn fuzz_corpus_decodes_without_panic() {
-    let dir = corpus_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files = 0;
-    let mut valid = 0;
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            files += 1;
-            valid += usize::from(check_decode(&std::fs::read(&path).unwrap()).is_some());
-        }
-    }
-    assert!(files >= 20, "only {files} corpus files in {}", dir.display());
+    let files = support::corpus_files("mutation_decode");
+    let valid = files.iter().filter(|f| check_decode(f).is_some()).count();
+    assert!(files.len() >= 20, "only {} corpus files", files.len());
     assert!(valid >= 10, "only {valid} valid encodings in the corpus");
 }
 
@@ -334,8 +321,6 @@ fn fuzz_corpus_decodes_without_panic() {
 #[test]
 #[ignore]
 fn generate_fuzz_corpus() {
-    let dir = corpus_dir();
-    std::fs::create_dir_all(&dir).unwrap();
     let mut runner = TestRunner::deterministic();
     let mut valid: Vec<Vec<u8>> = vec![encode(&golden_mutation())];
     let empty =
@@ -344,16 +329,7 @@ fn generate_fuzz_corpus() {
     for _ in 0..28 {
         valid.push(encode(&arb_mutation().new_tree(&mut runner).unwrap().current()));
     }
-    let mut files: Vec<(String, Vec<u8>)> = valid.iter().enumerate().map(|(i, b)| (format!("valid-{i:02}"), b.clone())).collect();
-    for (i, b) in valid.iter().take(6).enumerate() {
-        files.push((format!("truncated-{i:02}"), b[..b.len() / 2].to_vec()));
-        let mut flipped = b.clone();
-        let at = (i * 7 + 3) % flipped.len();
-        flipped[at] ^= 0x5a;
-        files.push((format!("corrupt-{i:02}"), flipped));
-    }
-    for (name, bytes) in files {
-        check_decode(&bytes);
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
+    support::write_corpus("mutation_decode", support::seeds_from_valid(&valid), |b| {
+        check_decode(b);
+    });
 }
