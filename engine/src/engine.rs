@@ -20,11 +20,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use talus_format::catalog::{decode_catalog, encode_catalog, Catalog, Truncation};
-use talus_format::commitlog_segment::{decode_mutations_body, encode_mutations_body};
+use talus_format::commitlog_segment::{decode_mutations_body, push_mutation};
 use talus_format::{decode_mutation, encode_mutation, FragmentStream, GcTime, Mutation, SchemaRef, TableId};
 
 use crate::commitlog::{recover, Commitlog, CommitlogOptions, Durability, RecoveryReport, ReplayPosition};
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 use crate::fs::{create_dir_durable, write_file_atomic, DirLock, Fs, OpenMode, RealFs};
 use crate::memtable::{Memtable, MemtableStats};
 use crate::memtable_reader::PartitionReader;
@@ -95,10 +95,6 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("dir", &self.inner.dir).field("options", &self.inner.options).finish()
     }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.display().to_string(), source }
 }
 
 impl Engine {
@@ -237,16 +233,10 @@ impl Engine {
     /// [`Engine::apply_batch`] with per-call options.
     pub fn apply_batch_with(&self, mutations: &[Mutation], options: WriteOptions) -> Result<ReplayPosition> {
         let tables = mutations.iter().map(|m| self.table_by_id(m.table)).collect::<Result<Vec<_>>>()?;
-        let encoded: Vec<Vec<u8>> = mutations
-            .iter()
-            .map(|m| {
-                let mut bytes = Vec::new();
-                encode_mutation(m, &mut bytes);
-                bytes
-            })
-            .collect();
-        let mut body = Vec::with_capacity(encoded.iter().map(|e| e.len() + 4).sum());
-        encode_mutations_body(encoded.iter().map(Vec::as_slice), &mut body);
+        let mut body = Vec::new();
+        for m in mutations {
+            push_mutation(&mut body, |out| encode_mutation(m, out));
+        }
         let mut ids: Vec<TableId> = mutations.iter().map(|m| m.table).collect();
         ids.sort_unstable();
         ids.dedup();

@@ -1,5 +1,10 @@
 //! The engine's error type: every failure says what and where.
 
+/// Wraps an I/O error with the path it concerns.
+pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}
+
 /// Result alias of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -289,11 +289,20 @@ fn check_header(bytes: &[u8], id: u64) -> HeaderCheck {
     HeaderCheck::Valid
 }
 
-/// Encodes the body of a [`RECORD_MUTATIONS`] record: each encoded mutation with its length.
+/// Appends one mutation to the body of a [`RECORD_MUTATIONS`] record: a 4-byte length, then
+/// what `encode` writes (the mutation's encoding, written in place, without a copy).
+pub fn push_mutation(out: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode(out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Encodes the body of a [`RECORD_MUTATIONS`] record from encoded mutations.
 pub fn encode_mutations_body<'a>(mutations: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     for m in mutations {
-        out.extend_from_slice(&(m.len() as u32).to_le_bytes());
-        out.extend_from_slice(m);
+        push_mutation(out, |o| o.extend_from_slice(m));
     }
 }
 

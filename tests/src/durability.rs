@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use talus::commitlog::{CommitlogOptions, Durability, ReplayPosition};
-use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::format::{ColumnType, DecoratedKey, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 use talus::fs::Fs;
 use talus::memtable::Memtable;
 use talus::{scan_all, Engine, EngineOptions, WriteOptions};
@@ -122,14 +122,16 @@ pub fn open(fs: Arc<dyn Fs>, dir: &Path, workload: &Workload) -> talus::Result<(
     Ok((engine, schemas))
 }
 
+/// The write id a partition key carries.
+fn id_of(key: &DecoratedKey) -> Option<u64> {
+    match key.key.decode(&[ColumnType::BigInt]).ok()?.first()? {
+        Value::BigInt(id) => Some(*id as u64),
+        _ => None,
+    }
+}
+
 fn ids_in(memtable: &Memtable) -> BTreeSet<u64> {
-    memtable
-        .partitions_in(..)
-        .filter_map(|(key, _)| match key.key.decode(&[ColumnType::BigInt]).ok()?.first()? {
-            Value::BigInt(id) => Some(*id as u64),
-            _ => None,
-        })
-        .collect()
+    memtable.partitions_in(..).filter_map(|(key, _)| id_of(&key)).collect()
 }
 
 /// Runs the workload until it completes or the file system fails every write.
@@ -217,14 +219,7 @@ impl Verdict {
 /// Ids present in `table` of an open engine.
 pub fn present_ids(engine: &Engine, table: &str) -> talus::Result<BTreeSet<u64>> {
     let result = engine.query(&scan_all(table))?;
-    Ok(result
-        .partitions
-        .iter()
-        .filter_map(|p| match p.key.key.decode(&[ColumnType::BigInt]).ok()?.first()? {
-            Value::BigInt(id) => Some(*id as u64),
-            _ => None,
-        })
-        .collect())
+    Ok(result.partitions.iter().filter_map(|p| id_of(&p.key)).collect())
 }
 
 /// Reopens the engine on `fs` and checks the outcome of a run against what it recovered.

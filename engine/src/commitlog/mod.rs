@@ -37,7 +37,7 @@ use talus_format::commitlog_segment::{encode_record, record_len, RECORD_MUTATION
 use talus_format::fs::{Fs, FsFile};
 use talus_format::{GcTime, TableId};
 
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 pub use position::{ReplayCoverage, ReplayPosition};
 pub use replay::{recover, CorruptionPolicy, RecoveryReport, ReplayedEntry};
 pub use segment_file::SegmentName;
@@ -196,7 +196,7 @@ impl Commitlog {
         let sync_thread = std::thread::Builder::new()
             .name("talus-commitlog-sync".into())
             .spawn(move || sync::run(&thread_shared))
-            .map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+            .map_err(io_error(dir))?;
         let log = Commitlog { shared, sync_thread: Some(sync_thread) };
         log.dispose_clean_segments()?;
         Ok(log)
@@ -241,12 +241,11 @@ impl Commitlog {
         st.buffered += len;
         st.appended_seq += 1;
         let seq = st.appended_seq;
-        let clock = Instant::now();
         if let Some(usage) = st.segments.get_mut(&position.segment) {
-            usage.record(tables, GcTime::now(), clock);
+            usage.record(tables);
         }
         let first_of_cycle = st.first_pending.is_none();
-        st.first_pending.get_or_insert(clock);
+        st.first_pending.get_or_insert_with(Instant::now);
         st.sync_requested |= sync_now;
         // Under Periodic the sync thread sleeps until its deadline once it knows there is data;
         // waking it for every append would cost a context switch per write for nothing.

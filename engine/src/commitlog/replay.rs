@@ -3,8 +3,8 @@
 //!
 //! Steps:
 //! 1. list the directory; `Recycled-` files are kept for reuse and never replayed;
-//! 2. scan the segments newest first, only to learn which ones hold records: an older segment
-//!    followed by records must be intact and sealed (see `talus_format::commitlog_segment`);
+//! 2. scan the segments newest first until one holds records: every older segment is followed
+//!    by records, so it must be intact and sealed (see `talus_format::commitlog_segment`);
 //! 3. scan them oldest first and hand each mutations record to the caller; corruption fails the
 //!    open with the file and offset, or, under [`CorruptionPolicy::SkipAndCount`], is skipped and
 //!    counted in the report;
@@ -26,7 +26,7 @@ use talus_format::TableId;
 
 use super::position::ReplayPosition;
 use super::segment_file::{delete_segment, segment_path, SegmentName};
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 
 /// What replay does with a corrupt region before the end of the valid log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,11 +79,6 @@ fn corrupt_error(dir: &Path, id: u64, offset: u64, reason: String) -> Error {
     Error::CommitlogCorrupt { file: segment_path(dir, SegmentName::Live(id)).display().to_string(), offset, reason }
 }
 
-fn io_error(dir: &Path, id: u64) -> impl FnOnce(std::io::Error) -> Error {
-    let path = segment_path(dir, SegmentName::Live(id)).display().to_string();
-    move |source| Error::Io { path, source }
-}
-
 fn scan<'a>(dir: &Path, id: u64, bytes: &'a [u8], followed_by_records: bool, policy: CorruptionPolicy) -> Result<SegmentScan<'a>> {
     let options = ScanOptions { expected_id: id, followed_by_records, skip_corrupt: policy == CorruptionPolicy::SkipAndCount };
     scan_segment(bytes, options).map_err(|e| match e {
@@ -102,36 +97,39 @@ pub fn recover(
     policy: CorruptionPolicy,
     mut apply: impl FnMut(ReplayedEntry<'_>) -> Result<Vec<TableId>>,
 ) -> Result<RecoveryReport> {
-    create_dir_durable(fs, dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
-    let names = fs.list(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+    create_dir_durable(fs, dir).map_err(io_error(dir))?;
+    let names = fs.list(dir).map_err(io_error(dir))?;
     let names: Vec<SegmentName> = names.iter().filter_map(|n| SegmentName::parse(n)).collect();
     let mut report = RecoveryReport::default();
     let mut live: Vec<u64> = names.iter().filter_map(|n| if let SegmentName::Live(id) = n { Some(*id) } else { None }).collect();
     live.sort_unstable();
     report.recycled = names.iter().filter_map(|n| if let SegmentName::Recycled(id) = n { Some(*id) } else { None }).collect();
     let read = |id: u64| -> Result<Vec<u8>> {
-        let file = fs.open(&segment_path(dir, SegmentName::Live(id)), OpenMode::Existing).map_err(io_error(dir, id))?;
-        file.read_all().map_err(io_error(dir, id))
+        let path = segment_path(dir, SegmentName::Live(id));
+        fs.open(&path, OpenMode::Existing).and_then(|f| f.read_all()).map_err(io_error(&path))
     };
 
-    // Newest first: which segments hold records.
-    let mut followed = vec![false; live.len()];
-    let mut later_has_records = false;
+    // Newest first, until a segment holds records: every segment older than it is followed by
+    // records. Usually only the newest segment is read here (and read again below).
+    let mut last_with_records = None;
     for (i, &id) in live.iter().enumerate().rev() {
-        followed[i] = later_has_records;
         let bytes = read(id)?;
-        later_has_records |= !scan(dir, id, &bytes, later_has_records, policy)?.records.is_empty();
+        if !scan(dir, id, &bytes, false, policy)?.records.is_empty() {
+            last_with_records = Some(i);
+            break;
+        }
     }
 
     // Oldest first: replay.
     let mut newest_with_records = None;
     for (i, &id) in live.iter().enumerate() {
         let bytes = read(id)?;
-        let scan = scan(dir, id, &bytes, followed[i], policy)?;
+        let followed = last_with_records.is_some_and(|last| i < last);
+        let scan = scan(dir, id, &bytes, followed, policy)?;
         report.corrupt_regions_skipped += scan.skipped.len() as u64;
         report.corrupt_bytes_skipped += scan.skipped.iter().map(|r| u64::from(r.len)).sum::<u64>();
         if scan.records.is_empty() {
-            delete_segment(fs, dir, SegmentName::Live(id)).map_err(io_error(dir, id))?;
+            delete_segment(fs, dir, SegmentName::Live(id)).map_err(io_error(&segment_path(dir, SegmentName::Live(id))))?;
             report.empty_segments_removed += 1;
             continue;
         }
@@ -169,10 +167,11 @@ pub fn recover(
 /// cache after a process crash), then writes and syncs a seal record, so the seal never claims
 /// more than is durable.
 fn seal_tail(fs: &dyn Fs, dir: &Path, id: u64, end: u32) -> Result<()> {
-    let file = fs.open(&segment_path(dir, SegmentName::Live(id)), OpenMode::Existing).map_err(io_error(dir, id))?;
-    file.sync().map_err(io_error(dir, id))?;
+    let path = segment_path(dir, SegmentName::Live(id));
+    let file = fs.open(&path, OpenMode::Existing).map_err(io_error(&path))?;
+    file.sync().map_err(io_error(&path))?;
     let mut seal = Vec::new();
     encode_record(id, end, RECORD_SEAL, &[], &mut seal);
-    file.write_all_at(&seal, u64::from(end)).map_err(io_error(dir, id))?;
-    file.sync().map_err(io_error(dir, id))
+    file.write_all_at(&seal, u64::from(end)).map_err(io_error(&path))?;
+    file.sync().map_err(io_error(&path))
 }

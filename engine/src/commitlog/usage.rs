@@ -26,13 +26,13 @@ pub struct SegmentUse {
 }
 
 impl SegmentUse {
-    /// Records an entry touching `tables`.
-    pub fn record(&mut self, tables: &[TableId], now: GcTime, clock: Instant) {
+    /// Records an entry touching `tables`. The clocks are read only for a first append.
+    pub fn record(&mut self, tables: &[TableId]) {
         for &table in tables {
             *self.dirty.entry(table).or_default() += 1;
-            self.min_gc_time.entry(table).or_insert(now);
+            self.min_gc_time.entry(table).or_insert_with(GcTime::now);
         }
-        self.first_append.get_or_insert(clock);
+        self.first_append.get_or_insert_with(Instant::now);
     }
 
     /// Marks `count` entries of `table` flushed.
@@ -89,7 +89,9 @@ mod tests {
     fn seg(tables: &[u128], age: Duration, clock: Instant) -> SegmentUse {
         let mut s = SegmentUse::default();
         let ids: Vec<TableId> = tables.iter().map(|&t| TableId(t)).collect();
-        s.record(&ids, GcTime(100), clock.checked_sub(age).unwrap_or(clock));
+        s.record(&ids);
+        s.first_append = Some(clock.checked_sub(age).unwrap_or(clock));
+        s.min_gc_time.values_mut().for_each(|t| *t = GcTime(100));
         s
     }
 
