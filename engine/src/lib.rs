@@ -3,13 +3,16 @@
 //! Start with [`Engine::open`], create tables from a [`talus_format::Schema`], write
 //! [`talus_format::Mutation`]s with [`Engine::apply`] and read with [`Engine::query`].
 
+pub mod block_cache;
 pub mod commitlog;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod manifest;
 pub mod memtable;
 pub mod memtable_reader;
 pub mod query;
+pub mod sstable_source;
 
 pub use engine::{scan_all, Engine, EngineOptions, WriteOptions};
 pub use error::{Error, Result};

@@ -9,22 +9,8 @@
 //! Thread-safety: plain values.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// The position of a commitlog entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ReplayPosition {
-    /// The segment id.
-    pub segment: u64,
-    /// The entry's offset in the segment.
-    pub offset: u32,
-}
-
-impl fmt::Display for ReplayPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.segment, self.offset)
-    }
-}
+pub use talus_format::ReplayPosition;
 
 /// The commitlog entries a memtable holds, by segment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

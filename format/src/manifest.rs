@@ -1,0 +1,1 @@
+//! The manifest encoding (being written).

@@ -1,0 +1,1 @@
+//! Bloom filter (being written).
