@@ -1,54 +1,48 @@
-//! The embeddable engine: tables, the write path and the read path (DESIGN §3, §5).
+//! The embeddable engine: tables, the write path, flush and the read path (DESIGN §3–§5).
 //!
 //! Thread-safety: [`Engine`] is a cheap `Clone` handle, `Send + Sync`; any number of threads may
-//! write and read concurrently. The table map is behind a `RwLock` taken only to look a table up;
-//! writes and reads then work on the table's memtables, which never block readers. Catalog changes
-//! (create and drop table) serialize on one mutex.
+//! write and read concurrently. The table map is behind a `RwLock` taken only to look a table up.
+//! Metadata changes (create and drop table, sstables added or quarantined) serialize on the
+//! manifest's mutex.
 //!
-//! Write path (R3.1): encode the mutations, append them to the commitlog as one entry (so a batch
-//! is crash-atomic), wait for durability under `Batch` (or when asked to sync), then apply them to
-//! the memtables, which record the entry's position. A write is visible only once it is durable in
-//! the sense the durability mode promises.
+//! Write path (R3.1): the writer takes the write gates of the tables it writes (shared), encodes
+//! the mutations, appends them to the commitlog as one entry (so a batch is crash-atomic), waits for
+//! durability under `Batch` (or when asked to sync), applies them to the active memtables, which
+//! record the entry's position, and releases the gates. Sealing a memtable takes its table's gate
+//! exclusively, so every entry of the table before the commitlog position at the seal is in the
+//! sealed memtable or an older one, and every later entry in a newer one: that position is the
+//! exact end of the commitlog interval the flushed sstable covers (R3.12).
 //!
-//! Open: lock the directory, load the table catalog, replay the commitlog into memtables (entries
-//! of dropped tables and entries covered by a truncation record are skipped), start the log.
+//! Open: lock the directory, replay the manifest (tables, truncations, sstables), remove sstable
+//! files it does not name, open the sstables (quarantining unreadable ones), then replay the
+//! commitlog into memtables, skipping entries of dropped tables, entries before a truncation and
+//! entries before the end of the table's newest flushed interval; start the log and the flusher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use talus_format::catalog::{decode_catalog, encode_catalog, Catalog, Truncation};
 use talus_format::commitlog_segment::{decode_mutations_body, push_mutation};
-use talus_format::{decode_mutation, encode_mutation, FragmentStream, GcTime, Mutation, SchemaRef, TableId};
+use talus_format::manifest::{ManifestEdit, SstableState};
+use talus_format::sstable::BlockCache;
+use talus_format::{decode_mutation, encode_mutation, GcTime, Mutation, SchemaRef, TableId};
 
-use crate::commitlog::{recover, Commitlog, CommitlogOptions, Durability, RecoveryReport, ReplayPosition};
+use crate::block_cache::{BlockCacheStats, LruBlockCache};
+use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition};
 use crate::error::{io_error, Error, Result};
-use crate::fs::{create_dir_durable, write_file_atomic, DirLock, Fs, OpenMode, RealFs};
+use crate::flusher::{FlushControl, FlushReport};
+use crate::fs::{create_dir_durable, DirLock, Fs, RealFs};
+use crate::manifest::Manifest;
 use crate::memtable::{Memtable, MemtableStats};
-use crate::memtable_reader::PartitionReader;
-use crate::query::{execute, PartitionRange, Query, QueryResult, QueryStats};
+use crate::options::EngineOptions;
+use crate::query::{Query, QueryResult};
+use crate::sstable_set::{parse_sstable_file_name, remove_unnamed_files, Sstable, SSTABLE_DIR};
 
-/// Name of the table catalog file in the engine directory.
-pub const CATALOG_FILE: &str = "CATALOG";
 /// Name of the commitlog directory in the engine directory.
 pub const COMMITLOG_DIR: &str = "commitlog";
-
-/// Engine configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineOptions {
-    /// Memory all memtables together may hold before the largest is flushed (bytes).
-    pub memtable_total_limit: usize,
-    /// The commitlog.
-    pub commitlog: CommitlogOptions,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions { memtable_total_limit: 256 << 20, commitlog: CommitlogOptions::default() }
-    }
-}
 
 /// Per-call write options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,43 +51,95 @@ pub struct WriteOptions {
     pub sync_now: bool,
 }
 
-/// One table: its schema, its active memtable and the sealed memtables not yet persisted.
-struct Table {
-    schema: SchemaRef,
-    memtable: ArcSwap<Memtable>,
-    sealed: Mutex<Vec<Arc<Memtable>>>,
-    /// Writers hold it shared while they insert into the active memtable; sealing takes it
-    /// exclusively, so no insert lands in a memtable after it was sealed.
-    write_gate: RwLock<()>,
+/// An sstable left out of reads because it is corrupt or unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedSstable {
+    /// Its generation.
+    pub generation: u64,
+    /// Its table.
+    pub table: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What opening the engine found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Commitlog replay.
+    pub recovery: RecoveryReport,
+    /// Files in the sstable directory that no manifest edit named (unfinished writes), removed.
+    pub removed_unnamed_files: Vec<String>,
+    /// SSTables loaded.
+    pub sstables_loaded: usize,
+    /// Commitlog entries (per table) skipped because a flushed sstable covers them (R3.12).
+    pub entries_covered_by_sstables: u64,
+}
+
+/// One memtable sealed for flushing, and the commitlog position at its seal.
+pub(crate) struct SealedMemtable {
+    pub(crate) memtable: Arc<Memtable>,
+    pub(crate) cut: ReplayPosition,
+}
+
+/// One table: its schema, memtables and sstables.
+pub(crate) struct Table {
+    pub(crate) schema: SchemaRef,
+    pub(crate) memtable: ArcSwap<Memtable>,
+    /// Sealed memtables not yet persisted, oldest first; readable until their sstable is.
+    pub(crate) sealed: Mutex<Vec<Arc<SealedMemtable>>>,
+    /// Writers hold it shared from before their commitlog append until their memtable insert;
+    /// sealing takes it exclusively.
+    pub(crate) write_gate: RwLock<()>,
+    /// Readable sstables (normal and staging), newest first.
+    pub(crate) sstables: ArcSwap<Vec<Arc<Sstable>>>,
+    /// Serializes flushes of this table, so sstables are persisted in seal order.
+    pub(crate) flush_lock: Mutex<()>,
 }
 
 impl Table {
-    fn new(schema: SchemaRef) -> Table {
-        Table { schema, memtable: ArcSwap::from_pointee(Memtable::new()), sealed: Mutex::new(Vec::new()), write_gate: RwLock::new(()) }
+    fn new(schema: SchemaRef, sstables: Vec<Arc<Sstable>>) -> Table {
+        Table {
+            schema,
+            memtable: ArcSwap::from_pointee(Memtable::new()),
+            sealed: Mutex::new(Vec::new()),
+            write_gate: RwLock::new(()),
+            sstables: ArcSwap::from_pointee(sstables),
+            flush_lock: Mutex::new(()),
+        }
     }
 }
 
-struct Inner {
-    dir: PathBuf,
-    options: EngineOptions,
-    fs: Arc<dyn Fs>,
-    tables: RwLock<HashMap<TableId, Arc<Table>>>,
-    /// Truncation records of dropped tables; guards catalog rewrites.
-    truncations: Mutex<BTreeMap<TableId, ReplayPosition>>,
-    commitlog: Commitlog,
-    recovery: RecoveryReport,
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) sst_dir: PathBuf,
+    pub(crate) options: EngineOptions,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) tables: RwLock<HashMap<TableId, Arc<Table>>>,
+    pub(crate) manifest: Mutex<Manifest>,
+    pub(crate) commitlog: Commitlog,
+    pub(crate) block_cache: Arc<LruBlockCache>,
+    pub(crate) next_generation: AtomicU64,
+    pub(crate) quarantined: Mutex<Vec<QuarantinedSstable>>,
+    pub(crate) flush: FlushControl,
+    report: OpenReport,
     _lock: Box<dyn DirLock>,
 }
 
 /// An open engine (one per shard). Clone to share between threads.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("dir", &self.inner.dir).field("options", &self.inner.options).finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.flush.shut_down();
     }
 }
 
@@ -103,23 +149,67 @@ impl Engine {
         Engine::open_with_fs(Arc::new(RealFs), dir, options)
     }
 
-    /// Opens (creating if needed) the engine in `dir` on `fs`: takes the directory lock, loads
-    /// the catalog and replays the commitlog.
+    /// Opens (creating if needed) the engine in `dir` on `fs` (see the module documentation).
     pub fn open_with_fs(fs: Arc<dyn Fs>, dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
+        options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         create_dir_durable(&*fs, &dir).map_err(io_error(&dir))?;
         let lock = fs.lock_dir(&dir).map_err(io_error(&dir))?;
-        let catalog = load_catalog(&*fs, &dir)?;
-        let tables: HashMap<TableId, Arc<Table>> = catalog.tables.iter().map(|s| (s.id, Arc::new(Table::new(s.clone())))).collect();
-        let truncations: BTreeMap<TableId, ReplayPosition> =
-            catalog.truncations.iter().map(|t| (t.table, ReplayPosition { segment: t.segment, offset: t.offset })).collect();
+        let mut manifest = Manifest::open(fs.clone(), &dir)?;
+        let sst_dir = dir.join(SSTABLE_DIR);
+        create_dir_durable(&*fs, &sst_dir).map_err(io_error(&sst_dir))?;
+        let named: BTreeSet<u64> = manifest.state().sstables.keys().copied().collect();
+        let mut report = OpenReport { removed_unnamed_files: remove_unnamed_files(&*fs, &sst_dir, &named)?, ..OpenReport::default() };
+        let block_cache = Arc::new(LruBlockCache::new(options.block_cache_bytes));
+        let cache: Arc<dyn BlockCache> = block_cache.clone();
+
+        // Open the sstables, newest first per table; quarantine the unreadable ones.
+        let mut by_table: HashMap<TableId, Vec<Arc<Sstable>>> = HashMap::new();
+        let mut quarantined = Vec::new();
+        let entries: Vec<(u64, TableId, SstableState)> = manifest.state().sstables.iter().map(|(&g, e)| (g, e.table, e.state)).collect();
+        for (generation, table, state) in entries.into_iter().rev() {
+            if !matches!(state, SstableState::Normal | SstableState::Staging) {
+                continue;
+            }
+            match Sstable::open(&*fs, &sst_dir, generation, table, state, Some(cache.clone())) {
+                Ok(sstable) => by_table.entry(table).or_default().push(Arc::new(sstable)),
+                // A failed read says nothing about the file: fail the open rather than quarantine.
+                Err(e @ Error::Io { .. }) => return Err(e),
+                Err(e) => {
+                    manifest.apply(vec![ManifestEdit::SetState { generation, state: SstableState::Quarantine }])?;
+                    let name = manifest.state().tables.get(&table).map_or_else(|| format!("{:032x}", table.0), |s| s.full_name());
+                    quarantined.push(QuarantinedSstable { generation, table: name, reason: e.to_string() });
+                }
+            }
+        }
+        report.sstables_loaded = by_table.values().map(Vec::len).sum();
+        let tables: HashMap<TableId, Arc<Table>> = manifest
+            .state()
+            .tables
+            .values()
+            .map(|s| (s.id, Arc::new(Table::new(s.clone(), by_table.remove(&s.id).unwrap_or_default()))))
+            .collect();
+
+        // Replay: skip what truncations and flushed sstables already cover (R3.12).
+        let truncations = manifest.state().truncations.clone();
+        let flushed: HashMap<TableId, ReplayPosition> = tables
+            .iter()
+            .filter_map(|(&id, t)| {
+                t.sstables.load().iter().filter_map(|s| s.reader.statistics().commitlog_interval.map(|i| i.end)).max().map(|e| (id, e))
+            })
+            .collect();
+        let mut covered = 0u64;
         let log_dir = dir.join(COMMITLOG_DIR);
-        let recovery = recover(&*fs, &log_dir, options.commitlog.corruption, |entry| {
+        let mut recovery = recover(&*fs, &log_dir, options.commitlog.corruption, |entry| {
             let mut touched = Vec::new();
             let mutations =
                 decode_mutations_body(entry.body)?.into_iter().map(decode_mutation).collect::<talus_format::Result<Vec<_>>>()?;
             for mutation in &mutations {
                 if truncations.get(&mutation.table).is_some_and(|t| entry.position < *t) {
+                    continue;
+                }
+                if flushed.get(&mutation.table).is_some_and(|f| entry.position < *f) {
+                    covered += 1;
                     continue;
                 }
                 let Some(table) = tables.get(&mutation.table) else { continue };
@@ -132,15 +222,35 @@ impl Engine {
             }
             Ok(touched)
         })?;
-        let mut recovery = recovery;
-        // Segment ids come from the clock; never let a new one fall at or below a truncation
-        // position, or entries of a re-created table would be skipped on replay.
-        let above_truncations = truncations.values().map(|p| p.segment + 1).max().unwrap_or(0);
-        recovery.next_segment_id = recovery.next_segment_id.max(above_truncations);
-        let commitlog = Commitlog::start(fs.clone(), &log_dir, options.commitlog.clone(), &recovery)?;
-        let inner =
-            Inner { dir, options, fs, tables: RwLock::new(tables), truncations: Mutex::new(truncations), commitlog, recovery, _lock: lock };
-        Ok(Engine { inner: Arc::new(inner) })
+        report.entries_covered_by_sstables = covered;
+        // Segment ids come from the clock; never let a new one fall at or below a truncation or a
+        // flushed position, or entries written from now on would be skipped on replay.
+        let floor = truncations.values().chain(flushed.values()).map(|p| p.segment + 1).max().unwrap_or(0);
+        recovery.next_segment_id = recovery.next_segment_id.max(floor);
+        report.recovery = recovery;
+        let commitlog = Commitlog::start(fs.clone(), &log_dir, options.commitlog.clone(), &report.recovery)?;
+        let on_disk = fs.list(&sst_dir).map_err(io_error(&sst_dir))?.iter().filter_map(|n| parse_sstable_file_name(n)).max();
+        let next_generation = manifest.state().max_generation().max(on_disk).map_or(1, |g| g + 1);
+        let inner = Inner {
+            dir,
+            sst_dir,
+            flush: FlushControl::new(&options),
+            options,
+            fs,
+            tables: RwLock::new(tables),
+            manifest: Mutex::new(manifest),
+            commitlog,
+            block_cache,
+            next_generation: AtomicU64::new(next_generation),
+            quarantined: Mutex::new(quarantined),
+            report,
+            _lock: lock,
+        };
+        let engine = Engine { inner: Arc::new(inner) };
+        if engine.inner.options.background_flush {
+            crate::flusher::start(&engine);
+        }
+        Ok(engine)
     }
 
     /// The engine's directory.
@@ -148,55 +258,59 @@ impl Engine {
         &self.inner.dir
     }
 
-    /// What replay found when this engine was opened.
-    pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.recovery
+    /// What opening the engine found and did.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
     }
 
-    /// Creates a table; the catalog is durable when this returns.
+    /// What commitlog replay found when this engine was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report.recovery
+    }
+
+    /// SSTables left out of reads because they are corrupt or unreadable (at open or since).
+    pub fn quarantined(&self) -> Vec<QuarantinedSstable> {
+        self.inner.quarantined.lock().clone()
+    }
+
+    /// Creates a table; durable in the manifest when this returns.
     pub fn create_table(&self, schema: SchemaRef) -> Result<()> {
-        let truncations = self.inner.truncations.lock();
-        let mut tables = self.inner.tables.write();
+        let mut manifest = self.inner.manifest.lock();
         let name = schema.full_name();
-        if tables.contains_key(&schema.id) || tables.values().any(|t| t.schema.full_name() == name) {
+        if manifest.state().tables.values().any(|t| t.id == schema.id || t.full_name() == name) {
             return Err(Error::TableExists(name));
         }
-        let mut schemas: Vec<SchemaRef> = tables.values().map(|t| t.schema.clone()).collect();
-        schemas.push(schema.clone());
-        self.store_catalog(schemas, &truncations)?;
-        tables.insert(schema.id, Arc::new(Table::new(schema)));
+        self.manifest_apply(&mut manifest, vec![ManifestEdit::CreateTable(schema.clone())])?;
+        self.inner.tables.write().insert(schema.id, Arc::new(Table::new(schema, Vec::new())));
         Ok(())
     }
 
     /// Drops a table and its data: a truncation record at the current commitlog position keeps
-    /// its entries from ever being replayed (R3.12), even into a re-created table of that name.
+    /// its entries from ever being replayed (R3.12), even into a re-created table of that name;
+    /// its sstable files are deleted once the edit is durable.
     pub fn drop_table(&self, name: &str) -> Result<()> {
-        let mut truncations = self.inner.truncations.lock();
-        let mut tables = self.inner.tables.write();
-        let id =
-            tables.values().find(|t| t.schema.full_name() == name).map(|t| t.schema.id).ok_or_else(|| Error::UnknownTable(name.into()))?;
-        let mut after = truncations.clone();
-        after.insert(id, self.inner.commitlog.current_position());
-        let schemas: Vec<SchemaRef> = tables.values().filter(|t| t.schema.id != id).map(|t| t.schema.clone()).collect();
-        self.store_catalog(schemas, &after)?;
-        *truncations = after;
-        tables.remove(&id);
-        drop(tables);
+        let mut manifest = self.inner.manifest.lock();
+        let table = self.table_by_name(name)?;
+        let id = table.schema.id;
+        let truncated_at = self.inner.commitlog.current_position();
+        self.manifest_apply(&mut manifest, vec![ManifestEdit::DropTable { table: id, truncated_at }])?;
+        self.inner.tables.write().remove(&id);
+        drop(manifest);
+        for sstable in table.sstables.load().iter() {
+            self.inner.block_cache.evict_file(sstable.generation);
+            let _ = self.inner.fs.remove_file(&sstable.path);
+        }
         self.inner.commitlog.discard_table(id)
     }
 
-    fn store_catalog(&self, mut tables: Vec<SchemaRef>, truncations: &BTreeMap<TableId, ReplayPosition>) -> Result<()> {
-        tables.sort_by_key(|s| s.id);
-        let truncations = truncations.iter().map(|(&table, p)| Truncation { table, segment: p.segment, offset: p.offset }).collect();
-        let bytes = encode_catalog(&Catalog { tables, truncations });
-        let path = self.inner.dir.join(CATALOG_FILE);
-        write_file_atomic(&*self.inner.fs, &path, &bytes).map_err(|source| {
-            // The file on disk may now be the old catalog or the new one: acknowledging writes
-            // against either guess could lose them after a crash, so the engine fails stop.
-            let reason = format!("writing {}: {source}", path.display());
-            self.inner.commitlog.fail(reason);
-            Error::Io { path: path.display().to_string(), source }
-        })
+    /// Applies a manifest record; a failure the manifest cannot recover from also fails the
+    /// commitlog, so the engine stops acknowledging writes (P6) until it is reopened.
+    pub(crate) fn manifest_apply(&self, manifest: &mut Manifest, edits: Vec<ManifestEdit>) -> Result<()> {
+        let result = manifest.apply(edits);
+        if let Some(reason) = manifest.failure() {
+            self.inner.commitlog.fail(format!("manifest: {reason}"));
+        }
+        result
     }
 
     /// The schema of table `keyspace.name`.
@@ -211,7 +325,7 @@ impl Engine {
         names
     }
 
-    fn table_by_name(&self, name: &str) -> Result<Arc<Table>> {
+    pub(crate) fn table_by_name(&self, name: &str) -> Result<Arc<Table>> {
         self.inner.tables.read().values().find(|t| t.schema.full_name() == name).cloned().ok_or_else(|| Error::UnknownTable(name.into()))
     }
 
@@ -232,28 +346,32 @@ impl Engine {
 
     /// [`Engine::apply_batch`] with per-call options.
     pub fn apply_batch_with(&self, mutations: &[Mutation], options: WriteOptions) -> Result<ReplayPosition> {
-        let tables = mutations.iter().map(|m| self.table_by_id(m.table)).collect::<Result<Vec<_>>>()?;
+        let mut tables = mutations.iter().map(|m| self.table_by_id(m.table)).collect::<Result<Vec<_>>>()?;
+        self.inner.flush.wait_if_behind();
         let mut body = Vec::new();
         for m in mutations {
             push_mutation(&mut body, |out| encode_mutation(m, out));
         }
-        let mut ids: Vec<TableId> = mutations.iter().map(|m| m.table).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        tables.sort_by_key(|t| t.schema.id);
+        tables.dedup_by_key(|t| t.schema.id);
+        let ids: Vec<TableId> = tables.iter().map(|t| t.schema.id).collect();
+        // Gates in table id order: sealers take one gate at a time, so no cycle can form.
+        let gates: Vec<_> = tables.iter().map(|t| t.write_gate.read()).collect();
         let log = &self.inner.commitlog;
         let appended = log.append(&ids, &body, options.sync_now)?;
         if options.sync_now || matches!(log.options().durability, Durability::Batch(_)) {
             log.wait_durable(appended.seq)?;
         }
-        let mut recorded: Vec<TableId> = Vec::with_capacity(ids.len());
-        for (table, mutation) in tables.iter().zip(mutations) {
-            let _gate = table.write_gate.read();
+        for table in &tables {
             let memtable = table.memtable.load();
-            memtable.apply(mutation);
-            if !recorded.contains(&mutation.table) {
-                memtable.record_position(appended.position);
-                recorded.push(mutation.table);
+            for mutation in mutations.iter().filter(|m| m.table == table.schema.id) {
+                memtable.apply(mutation);
             }
+            memtable.record_position(appended.position);
+        }
+        drop(gates);
+        for table in &tables {
+            self.inner.flush.note_write(table.memtable.load().memory_bytes(), body.len());
         }
         Ok(appended.position)
     }
@@ -282,81 +400,53 @@ impl Engine {
         self.inner.commitlog.live_segments()
     }
 
-    /// Seals the active memtable of `table` and starts a new one; the sealed memtable stays
-    /// readable until [`Engine::memtable_persisted`] is called for it, and no write lands in it
-    /// once this returns. Flush (the sstable issue) writes it out in between.
-    ///
-    /// The commitlog is synced before this returns, so every entry the sealed memtable holds is
-    /// durable in the log: a batch that also wrote other tables is replayed whole after a crash,
-    /// even under `Periodic` durability, and never survives only in the persisted part.
-    pub fn seal_memtable(&self, table: &str) -> Result<Arc<Memtable>> {
-        let table = self.table_by_name(table)?;
-        let old = {
-            let _gate = table.write_gate.write();
-            let old = table.memtable.swap(Arc::new(Memtable::new()));
-            table.sealed.lock().push(old.clone());
-            old
-        };
-        self.inner.commitlog.sync()?;
-        Ok(old)
+    /// Flushes the memtable of `table` into an sstable now; returns what was written (nothing
+    /// when the memtable was empty).
+    pub fn flush(&self, table: &str) -> Result<FlushReport> {
+        crate::flusher::flush_table(self, &self.table_by_name(table)?)
     }
 
-    /// The sealed `memtable` of `table` is persisted elsewhere: it leaves the read path and its
-    /// commitlog entries become clean, so fully clean segments are recycled or deleted (R3.11).
-    pub fn memtable_persisted(&self, table: &str, memtable: &Arc<Memtable>) -> Result<()> {
-        let table = self.table_by_name(table)?;
-        {
-            let mut sealed = table.sealed.lock();
-            let before = sealed.len();
-            sealed.retain(|m| !Arc::ptr_eq(m, memtable));
-            if sealed.len() == before {
-                return Err(Error::InvalidQuery(format!("memtable is not a sealed memtable of {}", table.schema.full_name())));
-            }
+    /// Flushes every table.
+    pub fn flush_all(&self) -> Result<()> {
+        let tables: Vec<Arc<Table>> = self.inner.tables.read().values().cloned().collect();
+        for table in tables {
+            crate::flusher::flush_table(self, &table)?;
         }
-        self.inner.commitlog.discard_completed(table.schema.id, &memtable.coverage())
+        Ok(())
     }
 
     /// Runs a query.
     pub fn query(&self, query: &Query) -> Result<QueryResult> {
-        let table = self.table_by_name(&query.table)?;
-        let mut memtables = vec![table.memtable.load_full()];
-        memtables.extend(table.sealed.lock().iter().cloned());
-        let slice = Arc::new(query.slice.clone());
-        let resume = query.paging_state.as_ref().and_then(|p| p.resume.clone().map(|r| (p.key.clone(), r)));
-        let after = query.paging_state.as_ref().map(|p| &p.key);
-        let bounds = query.partitions.key_bounds(after);
-        let mut sources: Vec<FragmentStream<'_>> = Vec::with_capacity(memtables.len());
-        for memtable in &memtables {
-            let resumed = resume.as_ref().and_then(|(key, pos)| {
-                let version = memtable.partition(key)?;
-                Some(PartitionReader::new(key.clone(), version, Arc::new(slice.resumed_from(pos))))
-            });
-            let rest = {
-                let slice = slice.clone();
-                memtable.partitions_in(bounds.clone()).map(move |(key, version)| PartitionReader::new(key, version, slice.clone()))
-            };
-            sources.push(Box::new(resumed.into_iter().chain(rest).flatten().map(Ok)));
-        }
-        let stats = QueryStats { memtables: memtables.len() as u64, ..QueryStats::default() };
-        execute(&table.schema, query, sources, stats)
+        crate::read_path::query(self, &self.table_by_name(&query.table)?, query)
     }
 
-    /// Memtable statistics of a table.
+    /// Memtable statistics of a table (its active memtable).
     pub fn memtable_stats(&self, table: &str) -> Result<MemtableStats> {
         Ok(self.table_by_name(table)?.memtable.load().stats())
     }
-}
 
-fn load_catalog(fs: &dyn Fs, dir: &Path) -> Result<Catalog> {
-    let path = dir.join(CATALOG_FILE);
-    if !fs.exists(&path).map_err(io_error(&path))? {
-        return Ok(Catalog::default());
+    /// The generations of the readable sstables of `table`, newest first.
+    pub fn sstables(&self, table: &str) -> Result<Vec<u64>> {
+        Ok(self.table_by_name(table)?.sstables.load().iter().map(|s| s.generation).collect())
     }
-    let bytes = fs.open(&path, OpenMode::Existing).and_then(|f| f.read_all()).map_err(io_error(&path))?;
-    decode_catalog(&bytes).map_err(|e| Error::MetadataCorrupt { file: path.display().to_string(), reason: e.to_string() })
-}
 
-/// A convenience for [`Query`] over every partition.
-pub fn scan_all(table: &str) -> Query {
-    Query::new(table, PartitionRange::all())
+    /// The block cache's counters.
+    pub fn block_cache_stats(&self) -> BlockCacheStats {
+        self.inner.block_cache.stats()
+    }
+
+    /// Takes sstable `generation` of `table` out of reads after a corruption: the manifest records
+    /// the quarantine state (DESIGN §4) and its cached blocks are dropped.
+    pub(crate) fn quarantine(&self, table: &Table, generation: u64, reason: String) {
+        let mut manifest = self.inner.manifest.lock();
+        let still_there = table.sstables.load().iter().any(|s| s.generation == generation);
+        if !still_there {
+            return;
+        }
+        table.sstables.rcu(|list| list.iter().filter(|s| s.generation != generation).cloned().collect::<Vec<_>>());
+        self.inner.block_cache.evict_file(generation);
+        // A failed edit fails the engine (see manifest_apply); the sstable stays out of reads.
+        let _ = self.manifest_apply(&mut manifest, vec![ManifestEdit::SetState { generation, state: SstableState::Quarantine }]);
+        self.inner.quarantined.lock().push(QuarantinedSstable { generation, table: table.schema.full_name(), reason });
+    }
 }

@@ -69,6 +69,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A corrupt or unreadable sstable; it was quarantined (left out of reads from then on).
+    #[error("corrupt sstable {file} at offset {offset}: {reason}; the sstable is quarantined")]
+    SstableCorrupt {
+        /// The sstable file.
+        file: String,
+        /// Byte offset of the failure.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// Invalid engine options.
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -173,6 +173,13 @@ pub struct QueryStats {
     pub memtables: u64,
     /// SSTables read.
     pub sstables: u64,
+    /// SSTable data blocks read (from the block cache or the file).
+    pub blocks_read: u64,
+    /// SSTable data blocks served by the block cache.
+    pub block_cache_hits: u64,
+    /// SSTable data blocks skipped: outside the clustering ranges, or shadowed by a newer
+    /// partition or range tombstone (DESIGN §5).
+    pub blocks_skipped: u64,
     /// What the read compactor saw: tombstones of every kind, dead rows, purged tombstones.
     pub compaction: CompactionStats,
 }
@@ -370,4 +377,9 @@ impl ResultBuilder {
     fn rows_remaining_overall(&self) -> Option<u64> {
         self.overall_left.map(|left| left.saturating_sub(self.live_rows))
     }
+}
+
+/// A convenience for [`Query`] over every partition.
+pub fn scan_all(table: &str) -> Query {
+    Query::new(table, PartitionRange::all())
 }

@@ -73,6 +73,9 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Reading or writing a file failed (the writers of the sstable format report sink errors).
+    #[error("I/O error: {0}")]
+    Io(String),
     /// A fragment stream broke an ordering rule (R1.36).
     #[error("invalid fragment stream: {0}")]
     InvalidStream(String),

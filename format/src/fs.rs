@@ -118,6 +118,18 @@ pub trait Fs: Send + Sync + Debug {
     /// `WouldBlock` if another holder has it.
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>>;
 
+    /// A read-only memory map of the immutable file at `path` as zero-copy [`bytes::Bytes`], or
+    /// `None` when this file system cannot map files; callers then read through [`Fs::open`] and
+    /// [`FsFile::read_at`]. Only for files that are never modified or truncated again (sstables):
+    /// a mapped file may be deleted, never rewritten. An empty file maps to empty `Bytes`.
+    ///
+    /// The default returns `None`: simulated and fault-injecting file systems must be observed
+    /// through `read_at`, where crashes and faults are applied.
+    fn map_readonly(&self, path: &Path) -> io::Result<Option<bytes::Bytes>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Whether a file exists.
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let (dir, name) = split(path)?;

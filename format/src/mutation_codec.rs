@@ -76,10 +76,7 @@ pub fn encode_mutation(m: &Mutation, out: &mut Vec<u8>) {
     write_varint(out, update.rows.len() as u64);
     for (key, row) in &update.rows {
         write_prefix(out, key);
-        write_tombstone(out, row.tombstone.regular);
-        write_tombstone(out, row.tombstone.shadowable);
-        write_marker(out, &row.marker);
-        write_cells(out, &row.cells);
+        write_row(out, row);
     }
     write_varint(out, update.range_tombstones.len() as u64);
     for rt in &update.range_tombstones {
@@ -154,7 +151,7 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn write_tombstone(out: &mut Vec<u8>, t: Tombstone) {
+pub(crate) fn write_tombstone(out: &mut Vec<u8>, t: Tombstone) {
     if t == Tombstone::NONE {
         out.push(TOMBSTONE_NONE);
     } else {
@@ -169,7 +166,7 @@ fn write_value(out: &mut Vec<u8>, timestamp: Timestamp, value: &[u8]) {
     write_bytes(out, value);
 }
 
-fn write_cells(out: &mut Vec<u8>, cells: &Cells) {
+pub(crate) fn write_cells(out: &mut Vec<u8>, cells: &Cells) {
     write_varint(out, cells.len() as u64);
     for (column, cell) in cells.iter() {
         write_varint(out, u64::from(column.0));
@@ -194,7 +191,15 @@ fn write_cells(out: &mut Vec<u8>, cells: &Cells) {
     }
 }
 
-fn write_marker(out: &mut Vec<u8>, marker: &RowMarker) {
+/// Appends a row body (everything after its clustering key); [`Reader::row`] reads it back.
+pub(crate) fn write_row(out: &mut Vec<u8>, row: &Row) {
+    write_tombstone(out, row.tombstone.regular);
+    write_tombstone(out, row.tombstone.shadowable);
+    write_marker(out, &row.marker);
+    write_cells(out, &row.cells);
+}
+
+pub(crate) fn write_marker(out: &mut Vec<u8>, marker: &RowMarker) {
     match *marker {
         RowMarker::Missing => out.push(MARKER_MISSING),
         RowMarker::Live { timestamp } => {
@@ -215,12 +220,12 @@ fn write_marker(out: &mut Vec<u8>, marker: &RowMarker) {
     }
 }
 
-fn write_prefix(out: &mut Vec<u8>, prefix: &ClusteringPrefix) {
+pub(crate) fn write_prefix(out: &mut Vec<u8>, prefix: &ClusteringPrefix) {
     write_varint(out, prefix.len() as u64);
     write_bytes(out, prefix.encoded());
 }
 
-fn write_position(out: &mut Vec<u8>, position: &Position) {
+pub(crate) fn write_position(out: &mut Vec<u8>, position: &Position) {
     out.push(position.weight() as u8);
     write_prefix(out, position.prefix());
 }
@@ -314,7 +319,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn tombstone(&mut self, what: &str) -> Result<Tombstone> {
+    pub(crate) fn tombstone(&mut self, what: &str) -> Result<Tombstone> {
         let at = self.pos;
         match self.u8(what)? {
             TOMBSTONE_NONE => Ok(Tombstone::NONE),
@@ -329,7 +334,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn cells(&mut self) -> Result<Cells> {
+    pub(crate) fn cells(&mut self) -> Result<Cells> {
         let n = self.count("cell", MIN_CELL_BYTES)?;
         let mut cells = Vec::with_capacity(n);
         let mut previous: Option<u32> = None;
@@ -345,7 +350,7 @@ impl<'a> Reader<'a> {
         Ok(cells.into_iter().collect())
     }
 
-    fn cell(&mut self) -> Result<Cell> {
+    pub(crate) fn cell(&mut self) -> Result<Cell> {
         let at = self.pos;
         match self.u8("cell tag")? {
             CELL_LIVE => {
@@ -369,7 +374,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn marker(&mut self) -> Result<RowMarker> {
+    pub(crate) fn marker(&mut self) -> Result<RowMarker> {
         let at = self.pos;
         match self.u8("row marker tag")? {
             MARKER_MISSING => Ok(RowMarker::Missing),
@@ -390,7 +395,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The row body after its clustering key.
-    fn row(&mut self) -> Result<Row> {
+    pub(crate) fn row(&mut self) -> Result<Row> {
         let at = self.pos;
         let regular = self.tombstone("row tombstone")?;
         let shadowable = self.tombstone("shadowable row tombstone")?;
@@ -402,7 +407,7 @@ impl<'a> Reader<'a> {
         Ok(Row { tombstone: RowTombstone { regular, shadowable }, marker, cells })
     }
 
-    fn prefix(&mut self, what: &str) -> Result<ClusteringPrefix> {
+    pub(crate) fn prefix(&mut self, what: &str) -> Result<ClusteringPrefix> {
         let at = self.pos;
         let count = self.varint(what)?;
         let count = u16::try_from(count).map_err(|_| self.corrupt(at, format!("{what} component count {count} over 65535")))?;
@@ -410,7 +415,7 @@ impl<'a> Reader<'a> {
         Ok(ClusteringPrefix::from_encoded(bytes, count))
     }
 
-    fn position(&mut self, what: &str) -> Result<Position> {
+    pub(crate) fn position(&mut self, what: &str) -> Result<Position> {
         let at = self.pos;
         let make: fn(ClusteringPrefix) -> Position = match self.u8(what)? {
             0xff => Position::before_key,

@@ -8,10 +8,8 @@
 //! present in one table only is a torn batch, and the commitlog positions returned with the
 //! acknowledgements order the writes for the prefix check.
 //!
-//! Flush does not exist yet (the sstable issue); the workload stands in for it by sealing the
-//! first table's memtable, remembering the ids it held ("persisted"), and calling
-//! `memtable_persisted`, which lets the commitlog recycle segments. The checker counts remembered
-//! ids as present.
+//! Every `persist_every` writes, thread 0 flushes both tables into sstables (`Engine::flush`),
+//! which lets the commitlog recycle segments; crashes then hit flushes and manifest edits too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,7 +19,6 @@ use parking_lot::Mutex;
 use talus::commitlog::{CommitlogOptions, Durability, ReplayPosition};
 use talus::format::{ColumnType, DecoratedKey, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 use talus::fs::Fs;
-use talus::memtable::Memtable;
 use talus::{scan_all, Engine, EngineOptions, WriteOptions};
 
 /// The two tables every write goes to.
@@ -54,6 +51,8 @@ impl Workload {
                 max_total_bytes: u64::from(self.segment_size) * 4,
                 ..CommitlogOptions::default()
             },
+            // Flushes happen where the workload says, so crash points enumerate deterministically.
+            background_flush: false,
             ..EngineOptions::default()
         }
     }
@@ -75,8 +74,6 @@ pub struct RunOutcome {
     pub issued: BTreeSet<u64>,
     /// Acknowledged writes.
     pub acked: BTreeMap<u64, Acked>,
-    /// Ids held by memtables the workload reported persisted, per table.
-    pub persisted: [BTreeSet<u64>; 2],
     /// Writes acknowledged after an earlier write of the same thread failed (P6 violations).
     pub acked_after_failure: u64,
     /// The first error seen, if any.
@@ -130,10 +127,6 @@ fn id_of(key: &DecoratedKey) -> Option<u64> {
     }
 }
 
-fn ids_in(memtable: &Memtable) -> BTreeSet<u64> {
-    memtable.partitions_in(..).filter_map(|(key, _)| id_of(&key)).collect()
-}
-
 /// Runs the workload until it completes or the file system fails every write.
 pub fn run(fs: Arc<dyn Fs>, dir: &Path, workload: &Workload) -> RunOutcome {
     let outcome = Mutex::new(RunOutcome::default());
@@ -172,7 +165,7 @@ pub fn run(fs: Arc<dyn Fs>, dir: &Path, workload: &Workload) -> RunOutcome {
                         }
                     }
                     if thread == 0 && !failed && workload.persist_every.is_some_and(|n| i % n == n - 1) {
-                        stand_in_flush(engine, outcome);
+                        flush(engine, outcome);
                     }
                 }
             });
@@ -181,13 +174,11 @@ pub fn run(fs: Arc<dyn Fs>, dir: &Path, workload: &Workload) -> RunOutcome {
     outcome.into_inner()
 }
 
-fn stand_in_flush(engine: &Engine, outcome: &Mutex<RunOutcome>) {
-    for (i, table) in TABLES.iter().enumerate() {
-        let Ok(sealed) = engine.seal_memtable(table) else { return };
-        let ids = ids_in(&sealed);
-        outcome.lock().persisted[i].extend(ids);
-        if let Err(e) = engine.memtable_persisted(table, &sealed) {
+fn flush(engine: &Engine, outcome: &Mutex<RunOutcome>) {
+    for table in TABLES {
+        if let Err(e) = engine.flush(table) {
             outcome.lock().first_error.get_or_insert(e.to_string());
+            return;
         }
     }
 }
@@ -239,15 +230,12 @@ pub fn verify(fs: Arc<dyn Fs>, dir: &Path, workload: &Workload, outcome: &RunOut
             return verdict;
         }
     };
-    let replayed: BTreeSet<u64> = first.union(&second).copied().collect();
-    let first: BTreeSet<u64> = first.union(&outcome.persisted[0]).copied().collect();
-    let second: BTreeSet<u64> = second.union(&outcome.persisted[1]).copied().collect();
     verdict.torn_batches = first.symmetric_difference(&second).count() as u64;
     let present: BTreeSet<u64> = first.union(&second).copied().collect();
     verdict.recovered = present.len() as u64;
     verdict.phantoms = present.difference(&outcome.issued).count() as u64;
     verdict.lost_acked_writes = outcome.acked.iter().filter(|(id, a)| a.durable && !present.contains(id)).count() as u64;
-    let newest_present = outcome.acked.iter().filter(|(id, _)| replayed.contains(id)).map(|(_, a)| a.position).max();
+    let newest_present = outcome.acked.iter().filter(|(id, _)| present.contains(id)).map(|(_, a)| a.position).max();
     if let Some(newest) = newest_present {
         verdict.holes = outcome.acked.iter().filter(|(id, a)| a.position < newest && !present.contains(id)).count() as u64;
     }

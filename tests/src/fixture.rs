@@ -9,7 +9,11 @@ use talus::{Engine, EngineOptions, Result};
 
 /// Options for engines of semantic tests: small commitlog segments.
 pub fn test_options() -> EngineOptions {
-    EngineOptions { commitlog: CommitlogOptions { segment_size: 1 << 20, ..CommitlogOptions::default() }, ..EngineOptions::default() }
+    EngineOptions {
+        commitlog: CommitlogOptions { segment_size: 1 << 20, ..CommitlogOptions::default() },
+        background_flush: false,
+        ..EngineOptions::default()
+    }
 }
 
 /// A fresh engine on a fresh in-memory file system (`SimFs`).

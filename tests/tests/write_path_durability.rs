@@ -150,8 +150,7 @@ fn min_gc_time_follows_the_oldest_live_segment_of_the_table() {
     // Flush both tables: closed segments are recycled, and only the live ones count.
     let segments_before = engine.commitlog_segments();
     for table in TABLES {
-        let sealed = engine.seal_memtable(table).unwrap();
-        engine.memtable_persisted(table, &sealed).unwrap();
+        engine.flush(table).unwrap();
     }
     let segments_after = engine.commitlog_segments();
     assert!(segments_after.len() < segments_before.len(), "{segments_before:?} -> {segments_after:?}");

@@ -286,4 +286,11 @@ impl Fs for FaultFs {
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {
         self.inner.lock_dir(dir)
     }
+
+    /// Never maps, and deliberately does NOT forward to `inner`: readers fall back to `open` +
+    /// `read_at`, so every read passes through the rules above (a mapping of the inner file would
+    /// bypass read faults such as `BitFlipOnRead` and EIO).
+    fn map_readonly(&self, _path: &Path) -> io::Result<Option<bytes::Bytes>> {
+        Ok(None)
+    }
 }

@@ -1,6 +1,9 @@
 //! The real file system: `std::fs` behind the [`Fs`] trait, with a directory lock so two
 //! processes never open one engine directory.
 //!
+//! [`Fs::map_readonly`] memory-maps immutable files (sstables) with `memmap2`, in this file's only
+//! `unsafe` block (its safety argument stands next to it).
+//!
 //! Thread-safety: stateless; file handles use positional I/O (`pread`/`pwrite`), so they are
 //! shared between threads without a cursor.
 
@@ -10,6 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use memmap2::Mmap;
 use talus_format::fs::{DirLock, Fs, FsFile, OpenMode};
 
 /// Name of the lock file inside a locked directory.
@@ -100,6 +105,22 @@ impl Fs for RealFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| with_path(dir, e))
+    }
+
+    fn map_readonly(&self, path: &Path) -> io::Result<Option<Bytes>> {
+        let file = File::open(path).map_err(|e| with_path(path, e))?;
+        if file.metadata().map_err(|e| with_path(path, e))?.len() == 0 {
+            // `mmap` rejects a zero-length mapping.
+            return Ok(Some(Bytes::new()));
+        }
+        // SAFETY: the engine maps only immutable files (sstables): once written, synced and
+        // published they are never modified or truncated again, only deleted. Deleting a mapped
+        // file on Linux unlinks the name but keeps the inode, and so the mapping, valid until it
+        // is unmapped, so the bytes behind the returned `Bytes` never change or disappear while
+        // it (or any slice of it) is alive. Nothing writes through the mapping (it is read-only).
+        #[allow(unsafe_code)]
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| with_path(path, e))?;
+        Ok(Some(Bytes::from_owner(mmap)))
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn DirLock>> {

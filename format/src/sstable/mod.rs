@@ -9,10 +9,20 @@
 //! The format crate does no I/O of its own: readers take a [`SstableSource`] (the engine maps the
 //! file, or reads it through the `Fs` trait) and an optional [`BlockCache`].
 
+pub mod block;
 pub mod bloom;
+pub mod clip;
+pub mod drop_time_histogram;
+pub mod footer;
+pub mod index;
+pub mod reader;
 pub mod statistics;
+pub mod writer;
 
 use bytes::Bytes;
+
+use crate::fragment::Fragment;
+use crate::time::Timestamp;
 
 /// Random access to the bytes of one sstable file.
 ///
@@ -52,4 +62,17 @@ pub trait BlockCache: Send + Sync {
 
     /// Caches a verified block.
     fn insert(&self, file_id: u64, offset: u64, block: Bytes);
+}
+
+/// The highest write timestamp in `fragment`, tombstones included ([`Timestamp::MISSING`] when it
+/// holds none). The row index records it per block so readers can skip shadowed blocks.
+pub fn fragment_max_timestamp(fragment: &Fragment) -> Timestamp {
+    let cells_max = |cells: &crate::row::Cells| cells.iter().map(|(_, c)| c.timestamp()).max().unwrap_or(Timestamp::MISSING);
+    match fragment {
+        Fragment::PartitionStart { tombstone, .. } => tombstone.timestamp,
+        Fragment::StaticRow(cells) => cells_max(cells),
+        Fragment::Row { row, .. } => row.tombstone.max().timestamp.max(row.marker.timestamp()).max(cells_max(&row.cells)),
+        Fragment::RangeTombstoneChange(change) => change.tombstone.timestamp,
+        Fragment::PartitionEnd => Timestamp::MISSING,
+    }
 }

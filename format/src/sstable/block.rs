@@ -1,0 +1,204 @@
+//! Data blocks: the fragments of one or more partitions, compressed or raw, each followed by a
+//! trailer whose checksum binds the block to its file and offset (`docs/format.md`, "Data blocks").
+//!
+//! ```text
+//! stored bytes (n) | compression u8 | uncompressed length u32 LE | xxh3 u64 LE
+//! ```
+//!
+//! The checksum is xxh3-64 over the stored bytes, the compression byte, the uncompressed length,
+//! the file id (u64 LE) and the block's offset (u64 LE). A block copied to another offset or into
+//! another file fails its check, as does any flipped bit in the block or its trailer.
+//!
+//! The uncompressed content is a sequence of fragment records (one tag byte, then the body in the
+//! encodings of `mutation_codec`). A block never starts with a partition's `PartitionEnd`: the
+//! writer cuts blocks only before a row or range tombstone change, or between partitions.
+//!
+//! Invariants: [`read_block`] returns the content only when the checksum matches; decoding a
+//! verified block is still strict and total (a writer bug or a forged checksum gives a
+//! [`Error::Corrupt`], never a panic). Thread-safety: pure functions.
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, Result};
+use crate::fragment::Fragment;
+use crate::mutation_codec::{write_bytes, write_cells, write_position, write_prefix, write_row, write_tombstone, Reader};
+use crate::partition_key::PartitionKey;
+use crate::range_tombstone::RangeTombstoneChange;
+use crate::schema::Compression;
+
+/// Bytes of the trailer after a block's stored bytes.
+pub const BLOCK_TRAILER_LEN: usize = 13;
+/// The largest uncompressed block a reader accepts (a larger length is corruption).
+pub const MAX_BLOCK_LEN: usize = 64 << 20;
+
+const STRUCTURE: &str = "sstable data block";
+
+const COMPRESSION_NONE: u8 = 0;
+const COMPRESSION_ZSTD: u8 = 1;
+
+const TAG_PARTITION_START: u8 = 1;
+const TAG_STATIC_ROW: u8 = 2;
+const TAG_ROW: u8 = 3;
+const TAG_RANGE_TOMBSTONE_CHANGE: u8 = 4;
+const TAG_PARTITION_END: u8 = 5;
+
+/// Where a block sits in its file: the offset of its first stored byte and the stored length
+/// (the trailer follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct BlockHandle {
+    /// File offset of the block.
+    pub offset: u64,
+    /// Stored (possibly compressed) length, without the trailer.
+    pub len: u32,
+}
+
+impl BlockHandle {
+    /// The offset just past the block's trailer.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len) + BLOCK_TRAILER_LEN as u64
+    }
+}
+
+/// Appends the encoding of one fragment record to `out`.
+pub fn encode_fragment(fragment: &Fragment, out: &mut Vec<u8>) {
+    match fragment {
+        Fragment::PartitionStart { key, tombstone } => {
+            out.push(TAG_PARTITION_START);
+            write_bytes(out, key.key.as_bytes());
+            write_tombstone(out, *tombstone);
+        }
+        Fragment::StaticRow(cells) => {
+            out.push(TAG_STATIC_ROW);
+            write_cells(out, cells);
+        }
+        Fragment::Row { key, row } => {
+            out.push(TAG_ROW);
+            write_prefix(out, key);
+            write_row(out, row);
+        }
+        Fragment::RangeTombstoneChange(change) => {
+            out.push(TAG_RANGE_TOMBSTONE_CHANGE);
+            write_position(out, &change.position);
+            write_tombstone(out, change.tombstone);
+        }
+        Fragment::PartitionEnd => out.push(TAG_PARTITION_END),
+    }
+}
+
+/// Decodes the fragment record at `*pos` of a block's content, advancing `*pos`. Errors name
+/// `block_offset` (the block's file offset) and the byte inside the content.
+pub fn decode_fragment(content: &[u8], pos: &mut usize, block_offset: u64) -> Result<Fragment> {
+    let mut r = Reader { structure: STRUCTURE, buf: content, pos: *pos };
+    let fragment = read_fragment(&mut r).map_err(|e| at_block(e, block_offset))?;
+    *pos = r.pos;
+    Ok(fragment)
+}
+
+fn read_fragment(r: &mut Reader<'_>) -> Result<Fragment> {
+    let at = r.pos;
+    let fragment = match r.u8("fragment tag")? {
+        TAG_PARTITION_START => {
+            let key = PartitionKey::from_legacy_bytes(Bytes::copy_from_slice(r.bytes("partition key")?)).decorate();
+            Fragment::PartitionStart { key, tombstone: r.tombstone("partition tombstone")? }
+        }
+        TAG_STATIC_ROW => Fragment::StaticRow(r.cells()?),
+        TAG_ROW => {
+            let key = r.prefix("clustering key")?;
+            Fragment::Row { key, row: r.row()? }
+        }
+        TAG_RANGE_TOMBSTONE_CHANGE => {
+            let position = r.position("range tombstone change")?;
+            Fragment::RangeTombstoneChange(RangeTombstoneChange { position, tombstone: r.tombstone("range tombstone")? })
+        }
+        TAG_PARTITION_END => Fragment::PartitionEnd,
+        tag => return Err(r.corrupt(at, format!("bad fragment tag {tag}"))),
+    };
+    Ok(fragment)
+}
+
+/// Rewrites a content-relative corruption error to name the block's file offset.
+fn at_block(error: Error, block_offset: u64) -> Error {
+    match error {
+        Error::Corrupt { structure, offset, reason } => Error::Corrupt {
+            structure,
+            offset: usize::try_from(block_offset).unwrap_or(usize::MAX),
+            reason: format!("{reason} (byte {offset} of the block's content)"),
+        },
+        other => other,
+    }
+}
+
+fn checksum(stored: &[u8], compression: u8, uncompressed_len: u32, file_id: u64, offset: u64) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(stored);
+    h.update(&[compression]);
+    h.update(&uncompressed_len.to_le_bytes());
+    h.update(&file_id.to_le_bytes());
+    h.update(&offset.to_le_bytes());
+    h.digest()
+}
+
+/// Appends `content` as a block at file offset `offset` of file `file_id`: compressed when that
+/// makes it smaller, then the trailer. Returns the block's handle.
+pub fn write_block(content: &[u8], compression: Compression, file_id: u64, offset: u64, out: &mut Vec<u8>) -> BlockHandle {
+    let start = out.len();
+    let mut kind = COMPRESSION_NONE;
+    if let Compression::Zstd { level } = compression {
+        // A compression failure (it has none on valid input) just stores the block raw.
+        if let Ok(compressed) = zstd::bulk::compress(content, level) {
+            if compressed.len() < content.len() {
+                out.extend_from_slice(&compressed);
+                kind = COMPRESSION_ZSTD;
+            }
+        }
+    }
+    if kind == COMPRESSION_NONE {
+        out.extend_from_slice(content);
+    }
+    let stored_len = out.len() - start;
+    // Blocks are cut near the target size (at most a few MiB), far below u32::MAX.
+    let uncompressed_len = u32::try_from(content.len()).unwrap_or(u32::MAX);
+    let sum = checksum(&out[start..], kind, uncompressed_len, file_id, offset);
+    out.push(kind);
+    out.extend_from_slice(&uncompressed_len.to_le_bytes());
+    out.extend_from_slice(&sum.to_le_bytes());
+    BlockHandle { offset, len: u32::try_from(stored_len).unwrap_or(u32::MAX) }
+}
+
+/// Verifies and decompresses the block stored in `stored_and_trailer` (the bytes of `handle`
+/// followed by its trailer) of file `file_id`. Returns the block's content.
+pub fn read_block(stored_and_trailer: &[u8], handle: BlockHandle, file_id: u64) -> Result<Bytes> {
+    let corrupt =
+        |reason: String| Error::Corrupt { structure: STRUCTURE, offset: usize::try_from(handle.offset).unwrap_or(usize::MAX), reason };
+    let stored_len = handle.len as usize;
+    if stored_and_trailer.len() != stored_len + BLOCK_TRAILER_LEN {
+        return Err(corrupt(format!("block of {} byte(s), expected {}", stored_and_trailer.len(), stored_len + BLOCK_TRAILER_LEN)));
+    }
+    let (stored, trailer) = stored_and_trailer.split_at(stored_len);
+    let kind = trailer[0];
+    let mut len_bytes = [0u8; 4];
+    len_bytes.copy_from_slice(&trailer[1..5]);
+    let uncompressed_len = u32::from_le_bytes(len_bytes);
+    let mut sum_bytes = [0u8; 8];
+    sum_bytes.copy_from_slice(&trailer[5..13]);
+    let expected = u64::from_le_bytes(sum_bytes);
+    let actual = checksum(stored, kind, uncompressed_len, file_id, handle.offset);
+    if actual != expected {
+        return Err(corrupt(format!("checksum mismatch: stored {expected:016x}, computed {actual:016x} (file id {file_id})")));
+    }
+    let uncompressed_len = uncompressed_len as usize;
+    if uncompressed_len > MAX_BLOCK_LEN {
+        return Err(corrupt(format!("uncompressed length {uncompressed_len} over the {MAX_BLOCK_LEN} limit")));
+    }
+    match kind {
+        COMPRESSION_NONE if stored_len == uncompressed_len => Ok(Bytes::copy_from_slice(stored)),
+        COMPRESSION_NONE => Err(corrupt(format!("raw block of {stored_len} byte(s) claims {uncompressed_len}"))),
+        COMPRESSION_ZSTD => match zstd::bulk::decompress(stored, uncompressed_len) {
+            Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
+            Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
+            Err(e) => Err(corrupt(format!("zstd: {e}"))),
+        },
+        other => Err(corrupt(format!("unknown compression {other}"))),
+    }
+}

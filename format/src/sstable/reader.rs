@@ -1,0 +1,432 @@
+//! Reads one sstable: opens its footer and metadata sections, answers "is this partition here"
+//! from the bloom filter and the partition index, and streams partitions as fragments, seeking
+//! with the row index and skipping blocks a [`ReadPlan`] proves useless.
+//!
+//! Opening reads the footer, then each metadata section, verifying its checksum before decoding
+//! it. Data blocks are read on demand through the [`BlockCache`] (when given) and verified on every
+//! read that misses it. Any failure is an [`Error::Corrupt`] naming the structure and the file
+//! offset; a stream ends after its first error.
+//!
+//! **Skipping** (DESIGN §5): a block of a partition is skipped when it holds no position of the
+//! plan's clustering ranges, or when one of the plan's covering tombstones spans the block's
+//! positions with a timestamp at or above the block's highest timestamp (every item in it is then
+//! shadowed). A skipped block is replaced by one change, where its data ends, to the tombstone
+//! open at the next block's start (recorded in the row index), so the stream stays valid and every
+//! gap between blocks carries the right tombstone; the tombstone left active over the skipped span
+//! is older than the covering one, or lies outside the clustering ranges, so no result changes.
+//!
+//! Thread-safety: [`SstableReader`] is immutable and `Send + Sync`; streams hold an `Arc` of it.
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::fragment::Fragment;
+use crate::partition_key::DecoratedKey;
+use crate::position::Position;
+use crate::range_tombstone::{RangeTombstone, RangeTombstoneChange};
+use crate::sstable::block::{decode_fragment, read_block, BlockHandle, BLOCK_TRAILER_LEN};
+use crate::sstable::bloom::{key_hash, BloomFilter};
+use crate::sstable::footer::{Footer, Section, FOOTER_LEN};
+use crate::sstable::index::{decode_partition_index, decode_row_index, PartitionIndexEntry, RowIndexEntry};
+use crate::sstable::statistics::Statistics;
+use crate::sstable::{BlockCache, SstableSource};
+use crate::tombstone::Tombstone;
+
+/// Counts what reads touched; shared by the streams of one query.
+#[derive(Debug, Default)]
+pub struct ReadCounters {
+    /// Data blocks read (from the cache or the file).
+    pub blocks_read: AtomicU64,
+    /// Data blocks served by the block cache.
+    pub block_cache_hits: AtomicU64,
+    /// Data blocks a plan let the reader skip.
+    pub blocks_skipped: AtomicU64,
+}
+
+/// What a partition read needs, so the reader can skip the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Clustering ranges `[start, end)` the reader must return.
+    pub ranges: Vec<(Position, Position)>,
+    /// Whether the static row is wanted.
+    pub static_row: bool,
+    /// Tombstones known (from other sources too) to cover parts of the partition.
+    pub covering: Vec<RangeTombstone>,
+}
+
+impl ReadPlan {
+    /// Everything, nothing known to be shadowed.
+    pub fn full() -> ReadPlan {
+        ReadPlan { ranges: vec![(Position::before_all_rows(), Position::after_all_rows())], static_row: true, covering: Vec::new() }
+    }
+
+    /// Whether a block whose clustering fragments span `first..=last` with highest timestamp
+    /// `max_timestamp` can be left unread.
+    pub fn skips(&self, block: &RowIndexEntry) -> bool {
+        let wanted = self.ranges.iter().any(|(start, end)| *start <= block.last && block.first < *end);
+        let shadowed = self
+            .covering
+            .iter()
+            .any(|c| c.start <= block.first && block.last < c.end && c.tombstone.covers(block.max_timestamp) && c.tombstone.is_some());
+        !wanted || shadowed
+    }
+}
+
+/// An open sstable.
+pub struct SstableReader {
+    source: Arc<dyn SstableSource>,
+    footer: Footer,
+    partitions: Vec<PartitionIndexEntry>,
+    filter: BloomFilter,
+    statistics: Statistics,
+    cache: Option<Arc<dyn BlockCache>>,
+}
+
+impl std::fmt::Debug for SstableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstableReader").field("file_id", &self.footer.file_id).field("partitions", &self.partitions.len()).finish()
+    }
+}
+
+/// A failed read of the file: an I/O error, not corruption (the caller must not quarantine).
+fn io_error(offset: u64, e: std::io::Error) -> Error {
+    Error::Io(format!("reading at offset {offset}: {e}"))
+}
+
+impl SstableReader {
+    /// Opens the sstable in `source`; `expected_file_id` (the generation the engine knows it by)
+    /// is checked against the footer.
+    pub fn open(
+        source: Arc<dyn SstableSource>,
+        expected_file_id: Option<u64>,
+        cache: Option<Arc<dyn BlockCache>>,
+    ) -> Result<SstableReader> {
+        let len = source.len();
+        let footer_offset = len.saturating_sub(FOOTER_LEN as u64);
+        let footer_bytes = if len < FOOTER_LEN as u64 { Bytes::new() } else { read(&*source, footer_offset, FOOTER_LEN)? };
+        let footer = Footer::decode(&footer_bytes, len, expected_file_id)?;
+        let section = |s: &Section, structure: &'static str| -> Result<Bytes> {
+            let len = usize::try_from(s.len).map_err(|_| io_error(s.offset, std::io::ErrorKind::InvalidData.into()))?;
+            let bytes = read(&*source, s.offset, len)?;
+            s.verify(&bytes, footer.file_id, structure)?;
+            Ok(bytes)
+        };
+        let partitions =
+            decode_partition_index(&section(&footer.partition_index, "sstable partition index")?, footer.partition_index.offset)?;
+        let filter = BloomFilter::decode(&section(&footer.filter, "bloom filter")?)
+            .map_err(|e| crate::sstable::index::shift(e, footer.filter.offset))?;
+        let statistics = Statistics::decode(&section(&footer.statistics, "sstable statistics")?)
+            .map_err(|e| crate::sstable::index::shift(e, footer.statistics.offset))?;
+        // The row index section is verified here once; partitions decode their part lazily.
+        section(&footer.row_index, "sstable row index")?;
+        let data_end = footer.data_end();
+        for p in &partitions {
+            if p.block.end() > data_end || p.row_index.is_some_and(|r| r.offset.checked_add(r.len).is_none_or(|e| e > footer.row_index.len))
+            {
+                return Err(Error::Corrupt {
+                    structure: "sstable partition index",
+                    offset: usize::try_from(footer.partition_index.offset).unwrap_or(usize::MAX),
+                    reason: "an entry points outside its section".into(),
+                });
+            }
+        }
+        Ok(SstableReader { source, footer, partitions, filter, statistics, cache })
+    }
+
+    /// The file id the checksums are bound to.
+    pub fn file_id(&self) -> u64 {
+        self.footer.file_id
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The statistics.
+    pub fn statistics(&self) -> &Statistics {
+        &self.statistics
+    }
+
+    /// The partition index, in (token, key) order.
+    pub fn partitions(&self) -> &[PartitionIndexEntry] {
+        &self.partitions
+    }
+
+    /// The file's length.
+    pub fn file_len(&self) -> u64 {
+        self.source.len()
+    }
+
+    /// The partition `key`, when this sstable holds it. A key outside the key range or rejected by
+    /// the bloom filter costs no index search and no data block.
+    pub fn find(&self, key: &DecoratedKey) -> Option<&PartitionIndexEntry> {
+        self.find_index(key).map(|i| &self.partitions[i])
+    }
+
+    /// [`SstableReader::find`], as an index into [`SstableReader::partitions`].
+    pub fn find_index(&self, key: &DecoratedKey) -> Option<usize> {
+        let (first, last) = (self.partitions.first()?, self.partitions.last()?);
+        if *key < first.key || *key > last.key || !self.filter.may_contain(key_hash(key.key.as_bytes())) {
+            return None;
+        }
+        self.partitions.binary_search_by(|p| p.key.cmp(key)).ok()
+    }
+
+    /// Whether the bloom filter admits `key` (no false negatives).
+    pub fn filter_admits(&self, key: &DecoratedKey) -> bool {
+        self.filter.may_contain(key_hash(key.key.as_bytes()))
+    }
+
+    /// Indexes (into [`SstableReader::partitions`]) of the partitions within `bounds`.
+    pub fn range(&self, bounds: (Bound<&DecoratedKey>, Bound<&DecoratedKey>)) -> std::ops::Range<usize> {
+        let start = match bounds.0 {
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.partitions.partition_point(|p| p.key < *k),
+            Bound::Excluded(k) => self.partitions.partition_point(|p| p.key <= *k),
+        };
+        let end = match bounds.1 {
+            Bound::Unbounded => self.partitions.len(),
+            Bound::Included(k) => self.partitions.partition_point(|p| p.key <= *k),
+            Bound::Excluded(k) => self.partitions.partition_point(|p| p.key < *k),
+        };
+        start..end.max(start)
+    }
+
+    /// The row index of a wide partition (empty for a partition in one block).
+    pub fn row_index(&self, entry: &PartitionIndexEntry) -> Result<Vec<RowIndexEntry>> {
+        let Some(r) = entry.row_index else { return Ok(Vec::new()) };
+        let offset = self.footer.row_index.offset + r.offset;
+        let len = usize::try_from(r.len).map_err(|_| io_error(offset, std::io::ErrorKind::InvalidData.into()))?;
+        decode_row_index(&read(&*self.source, offset, len)?, offset)
+    }
+
+    /// The verified content of the block at `handle`.
+    pub fn block(&self, handle: BlockHandle, counters: &ReadCounters) -> Result<Bytes> {
+        counters.blocks_read.fetch_add(1, Ordering::Relaxed);
+        if let Some(content) = self.cache.as_ref().and_then(|c| c.get(self.footer.file_id, handle.offset)) {
+            counters.block_cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(content);
+        }
+        if handle.end() > self.footer.data_end() {
+            return Err(Error::Corrupt {
+                structure: "sstable data block",
+                offset: usize::try_from(handle.offset).unwrap_or(usize::MAX),
+                reason: format!("block ends at {}, past the data end {}", handle.end(), self.footer.data_end()),
+            });
+        }
+        let bytes = read(&*self.source, handle.offset, handle.len as usize + BLOCK_TRAILER_LEN)?;
+        let content = read_block(&bytes, handle, self.footer.file_id)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(self.footer.file_id, handle.offset, content.clone());
+        }
+        Ok(content)
+    }
+
+    /// Streams the partitions with indexes in `partitions` (see [`SstableReader::range`]) through
+    /// `plan`.
+    pub fn stream(self: &Arc<Self>, partitions: std::ops::Range<usize>, plan: Arc<ReadPlan>, counters: Arc<ReadCounters>) -> SstableStream {
+        SstableStream {
+            reader: self.clone(),
+            next: partitions.start,
+            end: partitions.end,
+            plan,
+            counters,
+            current: None,
+            last_block: None,
+            failed: false,
+        }
+    }
+
+    /// Streams the partition at index `index` of the partition index through `plan`.
+    pub fn stream_partition(self: &Arc<Self>, index: usize, plan: Arc<ReadPlan>, counters: Arc<ReadCounters>) -> SstableStream {
+        self.stream(index..index + 1, plan, counters)
+    }
+}
+
+fn read(source: &dyn SstableSource, offset: u64, len: usize) -> Result<Bytes> {
+    source.read_at(offset, len).map_err(|e| io_error(offset, e))
+}
+
+/// Where a partition read stands.
+struct PartitionCursor {
+    entry: usize,
+    blocks: Vec<RowIndexEntry>,
+    /// Next block to consider.
+    block: usize,
+    /// The block being decoded and the byte where decoding resumes.
+    content: Option<(Bytes, usize, u64)>,
+    active: Tombstone,
+    started: bool,
+    /// The partition's last block was read, so its end must come from the data.
+    read_last: bool,
+}
+
+/// The fragments of a range of an sstable's partitions.
+pub struct SstableStream {
+    reader: Arc<SstableReader>,
+    next: usize,
+    end: usize,
+    plan: Arc<ReadPlan>,
+    counters: Arc<ReadCounters>,
+    current: Option<PartitionCursor>,
+    /// The last block read, reused by the next partition that starts in it.
+    last_block: Option<(u64, Bytes)>,
+    failed: bool,
+}
+
+/// Where the tombstone state after a fragment at `last` begins.
+fn end_of(last: &Position) -> Position {
+    if last.is_row() {
+        Position::after_key(last.prefix().clone())
+    } else {
+        last.clone()
+    }
+}
+
+impl SstableStream {
+    fn load(&mut self, handle: BlockHandle) -> Result<Bytes> {
+        if let Some((offset, content)) = &self.last_block {
+            if *offset == handle.offset {
+                return Ok(content.clone());
+            }
+        }
+        let content = self.reader.block(handle, &self.counters)?;
+        self.last_block = Some((handle.offset, content.clone()));
+        Ok(content)
+    }
+
+    fn begin_partition(&mut self, index: usize) -> Result<PartitionCursor> {
+        let entry = &self.reader.partitions[index];
+        let mut blocks = self.reader.row_index(entry)?;
+        if blocks.is_empty() {
+            if let Some((first, last)) = &entry.clustering {
+                blocks.push(RowIndexEntry {
+                    block: entry.block,
+                    first: first.clone(),
+                    last: last.clone(),
+                    max_timestamp: entry.max_timestamp,
+                    open_tombstone: Tombstone::NONE,
+                });
+            }
+        }
+        Ok(PartitionCursor { entry: index, blocks, block: 0, content: None, active: Tombstone::NONE, started: false, read_last: false })
+    }
+
+    fn step(&mut self) -> Result<Option<Fragment>> {
+        loop {
+            let Some(cursor) = self.current.as_mut() else {
+                if self.next >= self.end {
+                    return Ok(None);
+                }
+                let index = self.next;
+                self.next += 1;
+                let cursor = self.begin_partition(index)?;
+                self.current = Some(cursor);
+                continue;
+            };
+            let entry = &self.reader.partitions[cursor.entry];
+            if !cursor.started {
+                cursor.started = true;
+                return Ok(Some(Fragment::PartitionStart { key: entry.key.clone(), tombstone: entry.tombstone }));
+            }
+            if let Some((content, pos, offset)) = cursor.content.as_mut() {
+                if *pos >= content.len() {
+                    cursor.content = None;
+                    continue;
+                }
+                let fragment = decode_fragment(content, pos, *offset)?;
+                match &fragment {
+                    Fragment::PartitionStart { key, .. } => {
+                        if *key != entry.key {
+                            return Err(Error::Corrupt {
+                                structure: "sstable data block",
+                                offset: usize::try_from(*offset).unwrap_or(usize::MAX),
+                                reason: "partition start does not match the partition index".into(),
+                            });
+                        }
+                        continue;
+                    }
+                    Fragment::StaticRow(_) if !self.plan.static_row => continue,
+                    Fragment::PartitionEnd => self.current = None,
+                    Fragment::RangeTombstoneChange(c) => cursor.active = c.tombstone,
+                    _ => {}
+                }
+                return Ok(Some(fragment));
+            }
+            // Between blocks: pick the next one to read, skipping what the plan allows.
+            let Some(block) = cursor.blocks.get(cursor.block).cloned() else {
+                let needs_static = entry.has_static_row && self.plan.static_row && cursor.block == 0;
+                if needs_static {
+                    // No clustering fragment at all: read the block for the static row.
+                    cursor.block = 1;
+                    cursor.read_last = true;
+                    let (handle, start) = (entry.block, entry.offset_in_block as usize);
+                    let content = self.load(handle)?;
+                    if let Some(c) = self.current.as_mut() {
+                        c.content = Some((content, start, handle.offset));
+                    }
+                    continue;
+                }
+                if cursor.read_last {
+                    return Err(Error::Corrupt {
+                        structure: "sstable data block",
+                        offset: usize::try_from(entry.block.offset).unwrap_or(usize::MAX),
+                        reason: "the partition's last block does not end it".into(),
+                    });
+                }
+                // The partition's last block was skipped (its end closed any tombstone) or it had none.
+                self.current = None;
+                return Ok(Some(Fragment::PartitionEnd));
+            };
+            let first_block = cursor.block == 0;
+            let must_read = first_block && entry.has_static_row && self.plan.static_row;
+            if !must_read && self.plan.skips(&block) {
+                // The state after the skipped block is the one open at the next block's start
+                // (none after the partition's last block): set it where the block's data ends, so
+                // every gap between blocks carries the right tombstone.
+                self.counters.blocks_skipped.fetch_add(1, Ordering::Relaxed);
+                let after = cursor.blocks.get(cursor.block + 1).map_or(Tombstone::NONE, |b| b.open_tombstone);
+                cursor.block += 1;
+                if after != cursor.active {
+                    cursor.active = after;
+                    return Ok(Some(rtc(end_of(&block.last), after)));
+                }
+                continue;
+            }
+            cursor.block += 1;
+            cursor.read_last = cursor.block == cursor.blocks.len();
+            let start = if first_block { entry.offset_in_block as usize } else { 0 };
+            let content = self.load(block.block)?;
+            if let Some(c) = self.current.as_mut() {
+                c.content = Some((content, start, block.block.offset));
+            }
+        }
+    }
+}
+
+fn rtc(position: Position, tombstone: Tombstone) -> Fragment {
+    Fragment::RangeTombstoneChange(RangeTombstoneChange { position, tombstone })
+}
+
+impl Iterator for SstableStream {
+    type Item = Result<Fragment>;
+
+    fn next(&mut self) -> Option<Result<Fragment>> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(f)) => Some(Ok(f)),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

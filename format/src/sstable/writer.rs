@@ -1,0 +1,338 @@
+//! Writes one sstable from a fragment stream (`docs/format.md`, "SSTables").
+//!
+//! The writer validates the stream (R1.36), packs fragments into blocks of about the target size,
+//! and builds, as it goes, the partition index, the row indexes of partitions that span blocks, the
+//! key hashes of the bloom filter and the statistics; [`SstableWriter::finish`] appends the
+//! sections and the footer. Output goes to an [`SstableSink`]: a `Vec<u8>` or an `Fs` file through
+//! [`FileSink`]. The writer never syncs; making the file durable is the caller's protocol.
+//!
+//! Block cuts: only before a partition start, or before a row or range tombstone change once the
+//! current partition has a clustering fragment in the block, so a partition start and its static
+//! row share a block and every block of a wide partition has a first and last position. A wide
+//! partition's last block is cut right after its end, so its row index is complete at that point.
+//!
+//! Thread-safety: a writer is owned by one thread.
+
+use crate::error::{Error, Result};
+use crate::fragment::{Fragment, StreamValidator};
+use crate::fs::FsFile;
+use crate::position::Position;
+use crate::range_tombstone::RangeTombstone;
+use crate::schema::TableId;
+use crate::schema::{Compression, Schema};
+use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
+use crate::sstable::bloom::{key_hash, BloomFilter};
+use crate::sstable::footer::{Footer, Section};
+use crate::sstable::fragment_max_timestamp;
+use crate::sstable::index::{
+    encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexEntry, RowIndexRef, RANGE_TOMBSTONE_SUMMARY_LIMIT,
+};
+use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
+use crate::time::Timestamp;
+use crate::tombstone::Tombstone;
+
+/// How an sstable is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SstableWriterOptions {
+    /// Target uncompressed size of a data block.
+    pub block_size: usize,
+    /// Block compression.
+    pub compression: Compression,
+    /// Target false-positive rate of the bloom filter (the schema's `bloom_filter_fp_chance`).
+    pub bloom_false_positive_rate: f64,
+}
+
+impl SstableWriterOptions {
+    /// The options `schema` asks for (R4.17).
+    pub fn for_schema(schema: &Schema) -> SstableWriterOptions {
+        let o = &schema.options;
+        SstableWriterOptions { block_size: o.block_size, compression: o.compression, bloom_false_positive_rate: o.bloom_filter_fp_chance }
+    }
+}
+
+/// Where the writer's bytes go, in order.
+pub trait SstableSink {
+    /// Appends `bytes`.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl SstableSink for Vec<u8> {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Appends to an `Fs` file through a buffer of about 1 MiB.
+pub struct FileSink<'a> {
+    file: &'a dyn FsFile,
+    offset: u64,
+    buffer: Vec<u8>,
+}
+
+const FILE_SINK_BUFFER: usize = 1 << 20;
+
+impl<'a> FileSink<'a> {
+    /// A sink writing `file` from offset 0.
+    pub fn new(file: &'a dyn FsFile) -> FileSink<'a> {
+        FileSink { file, offset: 0, buffer: Vec::with_capacity(FILE_SINK_BUFFER) }
+    }
+
+    /// Writes out the buffered bytes.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.file.write_all_at(&self.buffer, self.offset)?;
+        self.offset += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl SstableSink for FileSink<'_> {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= FILE_SINK_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// What a finished sstable holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenSstable {
+    /// File length in bytes.
+    pub size: u64,
+    /// Data blocks written.
+    pub blocks: u64,
+    /// The statistics stored in the file.
+    pub statistics: Statistics,
+}
+
+/// The partition being written.
+struct OpenPartition {
+    entry: PartitionIndexEntry,
+    /// Row index entries of the partition's finished blocks.
+    blocks: Vec<RowIndexEntry>,
+    /// First/last clustering position and max timestamp of the partition in the pending block.
+    block_first: Option<Position>,
+    block_last: Option<Position>,
+    block_max: Timestamp,
+    /// The range tombstone active at the pending block's start, and now (with where it began).
+    block_open: Tombstone,
+    active: Tombstone,
+    active_since: Option<Position>,
+}
+
+/// Writes one sstable.
+pub struct SstableWriter<S: SstableSink> {
+    sink: S,
+    file_id: u64,
+    options: SstableWriterOptions,
+    /// Bytes written to the sink so far: the offset of the pending block.
+    offset: u64,
+    block: Vec<u8>,
+    scratch: Vec<u8>,
+    blocks: u64,
+    /// Uncompressed bytes of the blocks written.
+    data_size: u64,
+    validator: StreamValidator,
+    statistics: StatisticsCollector,
+    entries: Vec<PartitionIndexEntry>,
+    /// Entries (by index) that start in the pending block and need its length.
+    starting_in_block: Vec<usize>,
+    open: Option<OpenPartition>,
+    hashes: Vec<u64>,
+    row_index: Vec<u8>,
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Io(e.to_string())
+}
+
+impl<S: SstableSink> SstableWriter<S> {
+    /// A writer of file `file_id` (the generation every checksum is bound to) into `sink`.
+    pub fn new(sink: S, file_id: u64, options: SstableWriterOptions, origin: SstableOrigin, table: TableId) -> SstableWriter<S> {
+        SstableWriter {
+            sink,
+            file_id,
+            options,
+            offset: 0,
+            block: Vec::with_capacity(options.block_size + options.block_size / 4),
+            scratch: Vec::new(),
+            blocks: 0,
+            data_size: 0,
+            validator: StreamValidator::new(),
+            statistics: StatisticsCollector::new(origin, table),
+            entries: Vec::new(),
+            starting_in_block: Vec::new(),
+            open: None,
+            hashes: Vec::new(),
+            row_index: Vec::new(),
+        }
+    }
+
+    /// Adds the next fragment of the stream.
+    pub fn add(&mut self, fragment: &Fragment) -> Result<()> {
+        self.validator.check(fragment)?;
+        self.statistics.observe(fragment);
+        let cut = self.block.len() >= self.options.block_size
+            && match fragment {
+                Fragment::PartitionStart { .. } => true,
+                Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => self.open.as_ref().is_some_and(|p| p.block_first.is_some()),
+                Fragment::StaticRow(_) | Fragment::PartitionEnd => false,
+            };
+        if cut {
+            self.flush_block()?;
+        }
+        let offset_in_block = self.block.len();
+        encode_fragment(fragment, &mut self.block);
+        let max = fragment_max_timestamp(fragment);
+        match fragment {
+            Fragment::PartitionStart { key, tombstone } => {
+                self.hashes.push(key_hash(key.key.as_bytes()));
+                let entry = PartitionIndexEntry {
+                    key: key.clone(),
+                    tombstone: *tombstone,
+                    block: BlockHandle { offset: self.offset, len: 0 },
+                    offset_in_block: u32::try_from(offset_in_block).unwrap_or(u32::MAX),
+                    has_static_row: false,
+                    clustering: None,
+                    max_timestamp: max,
+                    range_tombstones: Vec::new(),
+                    row_index: None,
+                };
+                self.open = Some(OpenPartition {
+                    entry,
+                    blocks: Vec::new(),
+                    block_first: None,
+                    block_last: None,
+                    block_max: Timestamp::MISSING,
+                    block_open: Tombstone::NONE,
+                    active: Tombstone::NONE,
+                    active_since: None,
+                });
+            }
+            Fragment::StaticRow(_) => {
+                let p = self.open_partition()?;
+                p.entry.has_static_row = true;
+                p.entry.max_timestamp = p.entry.max_timestamp.max(max);
+            }
+            Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => {
+                let position = fragment.position();
+                let p = self.open_partition()?;
+                p.entry.max_timestamp = p.entry.max_timestamp.max(max);
+                p.block_max = p.block_max.max(max);
+                if p.block_first.is_none() {
+                    p.block_first = Some(position.clone());
+                }
+                p.block_last = Some(position.clone());
+                p.entry.clustering = Some(match p.entry.clustering.take() {
+                    Some((first, _)) => (first, position.clone()),
+                    None => (position.clone(), position.clone()),
+                });
+                if let Fragment::RangeTombstoneChange(change) = fragment {
+                    if let Some(since) = p.active_since.take() {
+                        summarize(
+                            &mut p.entry.range_tombstones,
+                            RangeTombstone { start: since, end: position.clone(), tombstone: p.active },
+                        );
+                    }
+                    p.active = change.tombstone;
+                    p.active_since = change.tombstone.is_some().then_some(position);
+                }
+            }
+            Fragment::PartitionEnd => {
+                let Some(mut p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
+                if p.blocks.is_empty() {
+                    self.starting_in_block.push(self.entries.len());
+                    self.entries.push(p.entry);
+                } else {
+                    // A wide partition: its last block ends here, so the row index is complete.
+                    self.open = Some(p);
+                    self.flush_block()?;
+                    let Some(taken) = self.open.take() else { return Err(Error::InvalidStream("lost the open partition".into())) };
+                    p = taken;
+                    let offset = self.row_index.len() as u64;
+                    encode_row_index(&p.blocks, &mut self.row_index);
+                    p.entry.row_index = Some(RowIndexRef { offset, len: self.row_index.len() as u64 - offset });
+                    self.entries.push(p.entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_partition(&mut self) -> Result<&mut OpenPartition> {
+        self.open.as_mut().ok_or_else(|| Error::InvalidStream("fragment outside a partition".into()))
+    }
+
+    /// Writes the pending block and records it in the indexes.
+    fn flush_block(&mut self) -> Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        self.scratch.clear();
+        let handle = write_block(&self.block, self.options.compression, self.file_id, self.offset, &mut self.scratch);
+        self.sink.append(&self.scratch).map_err(io)?;
+        self.offset += self.scratch.len() as u64;
+        self.blocks += 1;
+        self.data_size += self.block.len() as u64;
+        self.block.clear();
+        for i in self.starting_in_block.drain(..) {
+            self.entries[i].block.len = handle.len;
+        }
+        if let Some(p) = &mut self.open {
+            if p.entry.block.offset == handle.offset {
+                p.entry.block.len = handle.len;
+            }
+            if let (Some(first), Some(last)) = (p.block_first.take(), p.block_last.take()) {
+                let max_timestamp = p.block_max.max(p.block_open.timestamp);
+                p.blocks.push(RowIndexEntry { block: handle, first, last, max_timestamp, open_tombstone: p.block_open });
+            }
+            p.block_max = Timestamp::MISSING;
+            p.block_open = p.active;
+        }
+        Ok(())
+    }
+
+    /// Writes the last block, the sections and the footer; returns the sink and what was written.
+    pub fn finish(mut self, commitlog_interval: Option<CommitlogInterval>) -> Result<(S, WrittenSstable)> {
+        self.validator.finish()?;
+        self.flush_block()?;
+        let mut statistics = self.statistics.finish();
+        statistics.commitlog_interval = commitlog_interval;
+        statistics.data_size = self.data_size;
+        let mut sections = Vec::new();
+        let mut footer = Footer { file_id: self.file_id, ..Footer::default() };
+        let file_id = self.file_id;
+        let emit = |sink: &mut S, offset: &mut u64, bytes: &[u8], section: &mut Section| -> Result<()> {
+            *section = Section::describe(bytes, *offset, file_id);
+            sink.append(bytes).map_err(io)?;
+            *offset += bytes.len() as u64;
+            Ok(())
+        };
+        emit(&mut self.sink, &mut self.offset, &self.row_index, &mut footer.row_index)?;
+        encode_partition_index(&self.entries, &mut sections);
+        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.partition_index)?;
+        sections.clear();
+        BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
+        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.filter)?;
+        sections.clear();
+        statistics.encode(&mut sections);
+        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.statistics)?;
+        sections.clear();
+        footer.encode(&mut sections);
+        self.sink.append(&sections).map_err(io)?;
+        let size = self.offset + sections.len() as u64;
+        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics }))
+    }
+}
+
+/// Keeps the [`RANGE_TOMBSTONE_SUMMARY_LIMIT`] newest range tombstones, newest first.
+fn summarize(summary: &mut Vec<RangeTombstone>, rt: RangeTombstone) {
+    let at = summary.partition_point(|s| s.tombstone >= rt.tombstone);
+    if at < RANGE_TOMBSTONE_SUMMARY_LIMIT {
+        summary.insert(at, rt);
+        summary.truncate(RANGE_TOMBSTONE_SUMMARY_LIMIT);
+    }
+}
