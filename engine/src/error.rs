@@ -61,7 +61,7 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A corrupt engine metadata file (the table catalog).
+    /// A corrupt engine metadata file (the manifest).
     #[error("corrupt {file}: {reason}")]
     MetadataCorrupt {
         /// The file.

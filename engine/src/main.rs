@@ -3,12 +3,17 @@
 //! `talus demo` opens an embedded engine in a temporary directory, writes rows, deletes a range,
 //! a row and a partition, and prints what each query returns together with the query statistics;
 //! then it reopens the directory and reports what the commitlog replay recovered.
+//!
+//! `talus sstable dump|stats|verify`, `talus commitlog dump` and `talus manifest dump` inspect the
+//! files of an engine directory read-only (see the `cli` module).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Schema, SchemaRef, Timestamp, Value};
 use talus::{Engine, EngineOptions, Query, QueryResult};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "talus", version, about = "Talus storage engine tools")]
@@ -28,12 +33,30 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         rows: i32,
     },
+    /// Inspect sstable files: dump fragments, show statistics, verify.
+    Sstable {
+        #[command(subcommand)]
+        command: cli::SstableCommand,
+    },
+    /// Inspect commitlog segment files.
+    Commitlog {
+        #[command(subcommand)]
+        command: cli::CommitlogCommand,
+    },
+    /// Inspect the MANIFEST of an engine directory.
+    Manifest {
+        #[command(subcommand)]
+        command: cli::ManifestCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { partitions, rows } => demo(partitions, rows),
+        Command::Sstable { command } => return cli::run_sstable(command),
+        Command::Commitlog { command } => return cli::run_commitlog(command),
+        Command::Manifest { command } => return cli::run_manifest(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,6 @@
 //! Pure code: no I/O besides byte slices. The data model follows ScyllaDB's rules, cited by number
 //! from `reference/storage-semantics.md` (R0–R1) in each module.
 
-pub mod catalog;
 pub mod cell;
 pub mod clustering_encoding;
 pub mod commitlog_segment;

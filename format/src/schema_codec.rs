@@ -1,7 +1,7 @@
-//! The versioned binary encoding of a [`Schema`]: one table's entry in the table catalog.
+//! The versioned binary encoding of a [`Schema`]: one table's entry in the manifest.
 //!
 //! The byte layout is specified (with diagrams) in `docs/format.md`, section "Schema encoding
-//! (table catalog)". In short: a version byte, the table id (16 bytes, little-endian), keyspace
+//! (manifest)". In short: a version byte, the table id (16 bytes, little-endian), keyspace
 //! and table name, the partition key and clustering columns in key order, the static and regular
 //! columns with their ids, then every table option in declaration order. Strings are a varint
 //! length followed by UTF-8; lengths, counts, column ids and sizes are unsigned LEB128 varints

@@ -1,5 +1,5 @@
 //! Tests of the schema encoding (`talus_format::schema_codec`, docs/format.md "Schema encoding
-//! (table catalog)"): round trips over varied and random builder-made schemas, a golden vector,
+//! (manifest)"): round trips over varied and random builder-made schemas, a golden vector,
 //! strictness (malformed, non-canonical and builder-invalid inputs, each at its offset),
 //! robustness against truncation, single-bit flips and random bytes, and the stored fuzz corpus
 //! (`fuzz/corpus/schema_decode`, the same check the `schema_decode` fuzz target runs).

@@ -2,6 +2,8 @@
 //! batches and queries run against an [`Engine`] and against the naive [`Oracle`]; every write
 //! is followed by a full read of both tables, and every query (token ranges, clustering slices,
 //! row limits, paging to the end with random page sizes) is compared with the oracle's answer.
+//! Flushes, clean reopens and simulated crashes (unsynced data dropped, kept or torn) are ops of
+//! the sequence too, so reads merge memtables with sstables and recovery is checked after each.
 //!
 //! Domains are tiny on purpose — 4 partitions, `ck1` in 0..6, four `ck2` texts, timestamps
 //! 1..=5 for data and tombstones alike, TTLs of a few seconds — so that ties (R1.26, R1.29),
@@ -12,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -19,7 +22,9 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use talus::format::{
     ColumnType, GcTime, Mutation, PartitionKey, RangeBound, Schema, SchemaRef, TableOptions, Timestamp, Token, TombstoneGcMode, Value,
 };
+use talus::fs::{CrashMode, SimFs};
 use talus::{Engine, PartitionRange, Query, ResultPartition};
+use talus_tests::fixture::test_options;
 use talus_tests::oracle::{Oracle, Read};
 
 /// Which table an op addresses.
@@ -135,9 +140,25 @@ pub(crate) enum Op {
     Tick(i64),
     /// Compare a query.
     Read(ReadOp),
+    /// `Engine::flush` of one table: its memtable becomes an sstable.
+    Flush(Table),
+    /// Close the engine and open it again on the same files.
+    Reopen,
+    /// Crash the simulated file system (unsynced data lost, kept or torn) and reopen: every
+    /// write was acknowledged under `Batch` durability, so nothing may be lost (P1).
+    Crash(Crash),
+}
+
+/// How an [`Op::Crash`] treats unsynced data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Crash {
+    DropAll,
+    KeepAll,
+    Torn,
 }
 
 const START: GcTime = GcTime(1_000_000);
+const DIR: &str = "/db";
 const CK2: [&str; 4] = ["", "a", "ab", "b"];
 const V2: [&str; 3] = ["", "x", "y"];
 
@@ -252,6 +273,9 @@ pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
         2 => prop::collection::vec(write(), 1..=4).prop_map(Op::Batch),
         3 => (0i64..=3).prop_map(Op::Tick),
         4 => read().prop_map(Op::Read),
+        2 => select(vec![Table::Wide, Table::Narrow]).prop_map(Op::Flush),
+        1 => Just(Op::Reopen),
+        1 => select(vec![Crash::DropAll, Crash::KeepAll, Crash::Torn]).prop_map(Op::Crash),
     ];
     prop::collection::vec(op, 1..=200)
 }
@@ -262,6 +286,7 @@ pub(crate) fn ops() -> impl Strategy<Value = Vec<Op>> {
 /// The engine under test, the oracles and the controllable gc clock.
 pub(crate) struct Model {
     engine: Engine,
+    fs: SimFs,
     wide: Oracle,
     narrow: Oracle,
     now: GcTime,
@@ -362,11 +387,12 @@ impl Model {
     pub(crate) fn new() -> Model {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let engine = talus_tests::fixture::sim_engine(n).unwrap();
+        let fs = SimFs::new(n);
+        let engine = Engine::open_with_fs(Arc::new(fs.clone()), DIR, test_options()).unwrap();
         let (wide, narrow) = (wide_schema(), narrow_schema());
         engine.create_table(wide.clone()).unwrap();
         engine.create_table(narrow.clone()).unwrap();
-        Model { engine, wide: Oracle::new(wide), narrow: Oracle::new(narrow), now: START }
+        Model { engine, fs, wide: Oracle::new(wide), narrow: Oracle::new(narrow), now: START }
     }
 
     fn oracle(&self, table: Table) -> &Oracle {
@@ -463,7 +489,31 @@ impl Model {
                 self.check_full()
             }
             Op::Read(r) => self.check_read(r),
+            Op::Flush(table) => {
+                self.engine.flush(&self.oracle(*table).schema().full_name()).map_err(|e| format!("flush: {e}"))?;
+                self.check_full()
+            }
+            Op::Reopen => self.reopen(None),
+            Op::Crash(crash) => self.reopen(Some(*crash)),
         }
+    }
+
+    /// Closes the engine, crashes the file system if asked, reopens and checks everything.
+    fn reopen(&mut self, crash: Option<Crash>) -> Result<(), String> {
+        // Replace the engine with a throwaway one first, so the old one is dropped (and its
+        // directory lock released) before the reopen.
+        let placeholder = Engine::open_with_fs(Arc::new(SimFs::new(0)), DIR, test_options()).map_err(|e| e.to_string())?;
+        drop(std::mem::replace(&mut self.engine, placeholder));
+        if let Some(crash) = crash {
+            let mode = match crash {
+                Crash::DropAll => CrashMode::DropAll,
+                Crash::KeepAll => CrashMode::KeepAll,
+                Crash::Torn => CrashMode::Random { keep: 0.5, tear: 0.3 },
+            };
+            self.fs = self.fs.crash(mode);
+        }
+        self.engine = Engine::open_with_fs(Arc::new(self.fs.clone()), DIR, test_options()).map_err(|e| format!("reopen: {e}"))?;
+        self.check_full()
     }
 
     /// A full read of both tables at the current clock.

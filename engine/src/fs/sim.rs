@@ -71,6 +71,8 @@ struct State {
     mutating_ops: u64,
     crash_at: Option<(u64, CrashMode)>,
     crashed: Option<SimFs>,
+    /// The path of the operation the scheduled crash interrupted.
+    crashed_during: Option<PathBuf>,
 }
 
 /// The simulated file system. Cloning gives another handle to the same state.
@@ -90,7 +92,7 @@ fn not_found(path: &Path) -> io::Error {
 impl State {
     /// Counts a mutating operation; fails once the machine is off, and captures the crash state
     /// when the scheduled crash point is reached (the operation itself does not happen).
-    fn mutating_op(&mut self) -> io::Result<()> {
+    fn mutating_op(&mut self, path: &Path) -> io::Result<()> {
         if self.crashed.is_some() {
             return Err(power_off());
         }
@@ -98,6 +100,7 @@ impl State {
         if let Some((at, mode)) = self.crash_at {
             if self.mutating_ops >= at {
                 self.crashed = Some(self.after_power_loss(mode));
+                self.crashed_during = Some(path.to_path_buf());
                 return Err(power_off());
             }
         }
@@ -162,6 +165,7 @@ impl State {
                 mutating_ops: 0,
                 crash_at: None,
                 crashed: None,
+                crashed_during: None,
             })),
         }
     }
@@ -224,6 +228,7 @@ impl SimFs {
                 mutating_ops: 0,
                 crash_at: None,
                 crashed: None,
+                crashed_during: None,
             })),
         }
     }
@@ -243,6 +248,11 @@ impl SimFs {
     /// The state captured by a scheduled crash, once it happened.
     pub fn crashed(&self) -> Option<SimFs> {
         self.state.lock().crashed.clone()
+    }
+
+    /// The path of the operation a scheduled crash interrupted (a rename names its target).
+    pub fn crashed_during(&self) -> Option<PathBuf> {
+        self.state.lock().crashed_during.clone()
     }
 
     /// Mutating operations (writes, syncs, size changes, creations, renames, removals) so far.
@@ -271,6 +281,8 @@ impl SimFs {
 struct SimFile {
     state: Arc<Mutex<State>>,
     ino: u64,
+    /// The path it was opened by (names the operation a scheduled crash interrupts).
+    path: PathBuf,
 }
 
 impl FsFile for SimFile {
@@ -286,7 +298,7 @@ impl FsFile for SimFile {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(&self.path)?;
         let inode = state.inode(self.ino);
         let end = offset as usize + buf.len();
         if inode.data.len() < end {
@@ -301,7 +313,7 @@ impl FsFile for SimFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(&self.path)?;
         let inode = state.inode(self.ino);
         inode.synced = inode.data.clone();
         inode.dirty_blocks.clear();
@@ -316,7 +328,7 @@ impl FsFile for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(&self.path)?;
         let inode = state.inode(self.ino);
         let old = inode.data.len() as u64;
         if len > old {
@@ -363,7 +375,7 @@ impl Fs for SimFs {
             }
             (None, OpenMode::Existing) => return Err(not_found(path)),
             (None, OpenMode::CreateOrOpen | OpenMode::CreateNew) => {
-                state.mutating_op()?;
+                state.mutating_op(path)?;
                 let (dir, name) = split(path)?;
                 let ino = state.next_inode;
                 state.next_inode += 1;
@@ -372,12 +384,12 @@ impl Fs for SimFs {
                 ino
             }
         };
-        Ok(Arc::new(SimFile { state: self.state.clone(), ino }))
+        Ok(Arc::new(SimFile { state: self.state.clone(), ino, path: path.to_path_buf() }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(to)?;
         let ino = state.lookup(from)?;
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
@@ -389,7 +401,7 @@ impl Fs for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(path)?;
         state.lookup(path)?;
         let (dir, name) = split(path)?;
         state.dir_mut(&dir)?.remove(&name);
@@ -407,7 +419,7 @@ impl Fs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.mutating_op()?;
+        state.mutating_op(dir)?;
         let entries = state.dir_mut(dir)?.clone();
         state.synced.insert(dir.to_path_buf(), entries);
         Ok(())
