@@ -181,11 +181,8 @@ fn every_damaged_sstable_is_detected_and_never_read_wrong() {
     let flips_per_section = 2_000 * scale();
     for &(name, offset, len) in &layout {
         assert!(len > 0, "{name} is empty");
-        let bits: Vec<u64> = if name == "footer" {
-            (0..len * 8).collect()
-        } else {
-            (0..flips_per_section).map(|_| rng.random_range(0..len * 8)).collect()
-        };
+        let bits: Vec<u64> =
+            if name == "footer" { (0..len * 8).collect() } else { (0..flips_per_section).map(|_| rng.random_range(0..len * 8)).collect() };
         for bit in bits {
             let mut damaged = pristine.clone();
             let at = (offset + bit / 8) as usize;
