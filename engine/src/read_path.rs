@@ -58,11 +58,11 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
     let failure: Failure = Arc::new(Mutex::new(None));
     let mut sstables_read = 0u64;
     // The partition the read starts in: a single-partition query, or the one a page resumes in.
-    let single = match &query.partitions {
-        PartitionRange::Single(key) => {
-            Some((key.clone(), resume.as_ref().map(|(_, pos)| slice.resumed_from(pos)).unwrap_or((*slice).clone())))
-        }
-        PartitionRange::Tokens { .. } => resume.as_ref().map(|(key, pos)| (key.clone(), slice.resumed_from(pos))),
+    // A page that ended after a partition (`resume: None`) continues past it.
+    let single = match (&query.partitions, &query.paging_state) {
+        (PartitionRange::Single(key), None) => Some((key.clone(), (*slice).clone())),
+        (_, Some(_)) => resume.as_ref().map(|(key, pos)| (key.clone(), slice.resumed_from(pos))),
+        (PartitionRange::Tokens { .. }, None) => None,
     };
     if let Some((key, part_slice)) = &single {
         let found: Vec<(&Arc<Sstable>, usize)> = sstables.iter().filter_map(|s| s.reader.find_index(key).map(|i| (s, i))).collect();

@@ -98,3 +98,18 @@ fn eager_shadowable_erasure_lets_a_losing_value_win() {
         ),
     ]);
 }
+
+/// Found by the model test once flushes joined it (shrunk): a paged single-partition read of a
+/// partition that has only a static row, held in an sstable, must end after the page that
+/// returned the static row (R5.4: a static-only partition counts as one row).
+#[test]
+fn paging_past_a_static_only_partition_in_an_sstable_ends() {
+    let read =
+        model::ReadOp { table: Table::Wide, range: model::Range::Single(2), slice: None, limit: None, pages: Some(vec![1]), later: 0 };
+    check(&[
+        apply(Table::Wide, 2, vec![Item::SetStatic { value: "", ts: 5, ttl: None }]),
+        apply(Table::Wide, 0, vec![Item::Insert { ck: Ck(0, ""), ts: 1, ttl: None }]),
+        Op::Flush(Table::Wide),
+        Op::Read(read),
+    ]);
+}

@@ -12,7 +12,7 @@
 //! `undetected_corruptions` and `wrong_results`, per section too. Scale with
 //! `TALUS_CORRUPTION_SCALE` (default 1: about 11,000 damaged files).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

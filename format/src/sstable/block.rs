@@ -54,9 +54,10 @@ pub struct BlockHandle {
 }
 
 impl BlockHandle {
-    /// The offset just past the block's trailer.
+    /// The offset just past the block's trailer (saturating: a handle decoded from damaged bytes
+    /// may lie anywhere, and an end of `u64::MAX` is past every file).
     pub fn end(&self) -> u64 {
-        self.offset + u64::from(self.len) + BLOCK_TRAILER_LEN as u64
+        self.offset.saturating_add(u64::from(self.len) + BLOCK_TRAILER_LEN as u64)
     }
 }
 
@@ -201,4 +202,84 @@ pub fn read_block(stored_and_trailer: &[u8], handle: BlockHandle, file_id: u64) 
         },
         other => Err(corrupt(format!("unknown compression {other}"))),
     }
+}
+
+/// Bytes of the uncompressed length a forged block of [`check_block`] may claim, so one fuzz input
+/// never makes the decompressor allocate more than this.
+const CHECK_MAX_CONTENT: u32 = 1 << 20;
+
+/// The fuzz property of the block decoder (fuzz target `sstable_block` and its corpus test).
+/// The first byte picks the mode (its value modulo 3):
+///
+/// - 0: bytes 1..9 are a file id (LE), the rest one block with its trailer at offset 0;
+/// - 1: the same, but the checksum (and an uncompressed length over 1 MiB) is rewritten first so
+///   the block verifies and decompression and record decoding run on arbitrary bytes;
+/// - 2: the rest is block content: fragment records decoded without a checksum.
+///
+/// [`read_block`] and [`decode_fragment`] must succeed or fail with [`Error::Corrupt`] (never
+/// panic), decoding runs to the end of the content, and every decoded record re-encodes to the
+/// exact bytes it came from (the record encoding is canonical).
+#[doc(hidden)]
+pub fn check_block(bytes: &[u8]) -> std::result::Result<(), String> {
+    let Some((&mode, rest)) = bytes.split_first() else { return Ok(()) };
+    if mode % 3 == 2 {
+        return check_records(rest, 0);
+    }
+    if rest.len() < 8 + BLOCK_TRAILER_LEN {
+        return Ok(());
+    }
+    let (id, block) = rest.split_at(8);
+    let mut id_bytes = [0u8; 8];
+    id_bytes.copy_from_slice(id);
+    let file_id = u64::from_le_bytes(id_bytes);
+    let stored_len = block.len() - BLOCK_TRAILER_LEN;
+    let Ok(len) = u32::try_from(stored_len) else { return Ok(()) };
+    let handle = BlockHandle { offset: 0, len };
+    let mut block = block.to_vec();
+    if mode % 3 == 1 {
+        let (stored, trailer) = block.split_at_mut(stored_len);
+        let mut len_bytes = [0u8; 4];
+        len_bytes.copy_from_slice(&trailer[1..5]);
+        let uncompressed_len = u32::from_le_bytes(len_bytes) % (CHECK_MAX_CONTENT + 1);
+        trailer[1..5].copy_from_slice(&uncompressed_len.to_le_bytes());
+        let sum = checksum(stored, trailer[0], uncompressed_len, file_id, 0);
+        trailer[5..13].copy_from_slice(&sum.to_le_bytes());
+    }
+    match read_block(&block, handle, file_id) {
+        Ok(content) => check_records(&content, 0),
+        Err(Error::Corrupt { offset: 0, reason, .. }) => {
+            // A forged raw block whose length claim is right must verify.
+            let claimed = block.get(stored_len + 1..stored_len + 5).map(|b| b.iter().rev().fold(0usize, |n, &x| n << 8 | usize::from(x)));
+            if mode % 3 == 1 && block[stored_len] == COMPRESSION_NONE && claimed == Some(stored_len) {
+                return Err(format!("a raw block with a valid checksum and length was rejected: {reason}"));
+            }
+            Ok(())
+        }
+        Err(other) => Err(format!("read_block: unexpected error {other:?}")),
+    }
+}
+
+/// Decodes every fragment record of `content` (a block at file offset `block_offset`), checking
+/// that each re-encodes to its bytes; stops at the first (typed) error.
+fn check_records(content: &[u8], block_offset: u64) -> std::result::Result<(), String> {
+    let mut pos = 0;
+    let mut again = Vec::new();
+    while pos < content.len() {
+        let at = pos;
+        match decode_fragment(content, &mut pos, block_offset) {
+            Ok(fragment) => {
+                if pos <= at || pos > content.len() {
+                    return Err(format!("decoding the record at {at} moved to {pos}"));
+                }
+                again.clear();
+                encode_fragment(&fragment, &mut again);
+                if again != content[at..pos] {
+                    return Err(format!("the record at {at} ({fragment:?}) re-encodes to different bytes"));
+                }
+            }
+            Err(Error::Corrupt { offset, .. }) if offset as u64 == block_offset => return Ok(()),
+            Err(other) => return Err(format!("decode_fragment at {at}: unexpected error {other:?}")),
+        }
+    }
+    Ok(())
 }

@@ -19,12 +19,12 @@
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mutation_codec::{write_bytes, write_i64, write_position, write_tombstone, write_varint, Reader};
 use crate::partition_key::{DecoratedKey, PartitionKey};
 use crate::position::Position;
 use crate::range_tombstone::RangeTombstone;
-use crate::sstable::block::BlockHandle;
+use crate::sstable::block::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::time::Timestamp;
 use crate::tombstone::Tombstone;
 
@@ -247,9 +247,13 @@ fn read_row_index(r: &mut Reader<'_>) -> Result<Vec<RowIndexEntry>> {
 }
 
 fn read_handle(r: &mut Reader<'_>) -> Result<BlockHandle> {
+    let start = r.pos;
     let offset = r.varint("block offset")?;
     let at = r.pos;
     let len = u32::try_from(r.varint("block length")?).map_err(|_| r.corrupt(at, "block length over u32"))?;
+    if offset.checked_add(u64::from(len) + BLOCK_TRAILER_LEN as u64).is_none() {
+        return Err(r.corrupt(start, "block ends past the largest file offset"));
+    }
     Ok(BlockHandle { offset, len })
 }
 
@@ -272,5 +276,30 @@ pub(crate) fn shift(error: crate::Error, base: u64) -> crate::Error {
             reason,
         },
         other => other,
+    }
+}
+
+/// The fuzz property of the index decoders (fuzz target `sstable_index` and its corpus test). The
+/// first byte picks the decoder: even, [`decode_partition_index`]; odd, [`decode_row_index`] (of
+/// one partition), both over the rest of the input at file offset 0. Decoding must succeed or
+/// fail with an [`Error::Corrupt`] whose offset lies inside the input (never panic), and a
+/// successful decode must re-encode to exactly the input (the encoding is canonical).
+#[doc(hidden)]
+pub fn check_index(bytes: &[u8]) -> std::result::Result<(), String> {
+    let Some((&mode, rest)) = bytes.split_first() else { return Ok(()) };
+    let mut again = Vec::new();
+    let result = if mode % 2 == 0 {
+        decode_partition_index(rest, 0).map(|entries| encode_partition_index(&entries, &mut again))
+    } else {
+        decode_row_index(rest, 0).map(|entries| encode_row_index(&entries, &mut again))
+    };
+    match result {
+        Ok(()) if again == rest => Ok(()),
+        Ok(()) => Err(format!("{} byte(s) decoded but re-encode to {} different byte(s)", rest.len(), again.len())),
+        Err(Error::Corrupt { offset, .. }) if offset <= rest.len() => Ok(()),
+        Err(Error::Corrupt { offset, reason, .. }) => {
+            Err(format!("error offset {offset} past the {} byte(s) of input: {reason}", rest.len()))
+        }
+        Err(other) => Err(format!("untyped error {other:?}")),
     }
 }

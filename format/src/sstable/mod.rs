@@ -17,6 +17,7 @@ pub mod footer;
 pub mod index;
 pub mod reader;
 pub mod statistics;
+pub mod verify;
 pub mod writer;
 
 use bytes::Bytes;
