@@ -7,7 +7,10 @@
 // Helpers outside `#[test]` functions panic on purpose: they are assertions.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
+use support::sample_stream::{prefix, sample_stream};
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -19,96 +22,9 @@ use talus_format::sstable::reader::SstableReader;
 use talus_format::sstable::statistics::{SstableOrigin, Statistics};
 use talus_format::sstable::verify::{verify, verify_source, VerifyReport};
 use talus_format::sstable::writer::{SstableWriter, SstableWriterOptions};
-use talus_format::{
-    Cell, Cells, ClusteringPrefix, ColumnId, Fragment, GcTime, PartitionKey, Position, RangeTombstone, RangeTombstoneList, Row, RowMarker,
-    RowTombstone, TableId, Timestamp, Tombstone,
-};
+use talus_format::{Cell, ColumnId, Fragment, PartitionKey, Row, RowMarker, RowTombstone, TableId, Timestamp, Tombstone};
 
 const FILE_ID: u64 = 11;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn prefix(k: u8) -> ClusteringPrefix {
-    ClusteringPrefix::from_encoded(Bytes::copy_from_slice(&[k]), 1)
-}
-
-fn tomb(ts: i64, dt: i64) -> Tombstone {
-    Tombstone::new(Timestamp(ts), GcTime(dt))
-}
-
-fn cell(rng: &mut Rng) -> Cell {
-    let timestamp = Timestamp(1 + rng.below(100) as i64);
-    match rng.below(4) {
-        0 => Cell::Dead { timestamp, deletion_time: GcTime(rng.below(50) as i64) },
-        1 => Cell::Expiring { timestamp, value: Bytes::from(vec![7; rng.below(6) as usize]), expiry: GcTime(100), ttl: 10 },
-        _ => Cell::Live { timestamp, value: Bytes::from(vec![b'v'; rng.below(12) as usize]) },
-    }
-}
-
-fn row(rng: &mut Rng) -> Row {
-    let tombstone = match rng.below(5) {
-        0 => RowTombstone::regular(tomb(1 + rng.below(50) as i64, 3)),
-        1 => RowTombstone::shadowable(tomb(1 + rng.below(50) as i64, 4)),
-        _ => RowTombstone::default(),
-    };
-    let marker = match rng.below(4) {
-        0 => RowMarker::Missing,
-        1 => RowMarker::Expiring { timestamp: Timestamp(5), ttl: 10, expiry: GcTime(60) },
-        _ => RowMarker::Live { timestamp: Timestamp(1 + rng.below(100) as i64) },
-    };
-    let cells = (0..rng.below(3)).map(|c| (ColumnId(c as u32), cell(rng))).collect();
-    Row { tombstone, marker, cells }
-}
-
-/// A valid stream of `partitions` partitions with up to `max_rows` rows each, static rows, range
-/// tombstones and every kind of cell, marker and tombstone.
-fn sample_stream(seed: u64, partitions: usize, max_rows: u64) -> Vec<Fragment> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut keys: Vec<_> =
-        (0..partitions).map(|i| PartitionKey::from_legacy_bytes(Bytes::from(format!("key-{seed}-{i}").into_bytes())).decorate()).collect();
-    keys.sort();
-    let mut out = Vec::new();
-    for key in keys {
-        let tombstone = if rng.below(4) == 0 { tomb(1 + rng.below(30) as i64, 2) } else { Tombstone::NONE };
-        out.push(Fragment::PartitionStart { key, tombstone });
-        if rng.below(3) == 0 {
-            let statics: Cells = [(ColumnId(9), cell(&mut rng))].into_iter().collect();
-            out.push(Fragment::StaticRow(statics));
-        }
-        let mut list = RangeTombstoneList::new();
-        for _ in 0..rng.below(3) {
-            let a = rng.below(200) as u8;
-            list.insert(&RangeTombstone {
-                start: Position::before_key(prefix(a)),
-                end: Position::after_key(prefix(a.saturating_add(1 + rng.below(40) as u8))),
-                tombstone: tomb(1 + rng.below(90) as i64, 5),
-            });
-        }
-        let mut keys: Vec<u8> = (0..rng.below(max_rows + 1)).map(|_| rng.below(250) as u8).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut items: Vec<Fragment> = keys.into_iter().map(|k| Fragment::Row { key: prefix(k), row: row(&mut rng) }).collect();
-        items.extend(list.changes().iter().cloned().map(Fragment::RangeTombstoneChange));
-        items.sort_by_key(|f| f.position());
-        out.extend(items);
-        out.push(Fragment::PartitionEnd);
-    }
-    out
-}
 
 fn write(fragments: &[Fragment], block_size: usize, compression: Compression) -> Vec<u8> {
     let options = SstableWriterOptions { block_size, compression, bloom_false_positive_rate: 0.01 };
@@ -364,12 +280,14 @@ fn a_forged_partition_index_is_found() {
 fn a_block_no_index_reaches_is_a_gap() {
     // Narrow partitions in blocks of their own: dropping the entry of one whose block holds only
     // it leaves a gap in the data region.
-    let bytes = write(&sample_stream(13, 6, 2), 16, Compression::None);
-    let reader = SstableReader::open(Arc::new(Bytes::from(bytes.clone())), Some(FILE_ID), None).unwrap();
-    let victim = (1..reader.partitions().len() - 1)
-        .find(|&i| {
+    let (bytes, reader, victim) = (13u64..200)
+        .find_map(|seed| {
+            let bytes = write(&sample_stream(seed, 6, 2), 16, Compression::None);
+            let reader = SstableReader::open(Arc::new(Bytes::from(bytes.clone())), Some(FILE_ID), None).unwrap();
             let p = reader.partitions();
-            p[i].row_index.is_none() && p[i - 1].block != p[i].block && p[i + 1].block != p[i].block
+            let victim = (1..p.len().saturating_sub(1))
+                .find(|&i| p[i].row_index.is_none() && p[i - 1].block != p[i].block && p[i + 1].block != p[i].block)?;
+            Some((bytes, reader, victim))
         })
         .expect("a partition alone in its block");
     let hidden = reader.partitions()[victim].block;

@@ -4,6 +4,8 @@
 // Each test file uses the part it needs; panics are the failure reports of test helpers.
 #![allow(dead_code, clippy::panic, clippy::unwrap_used)]
 
+pub mod sample_stream;
+
 use std::path::PathBuf;
 
 /// The corpus directory of fuzz target `target`.
