@@ -34,16 +34,12 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::fragment::{Fragment, StreamValidator};
-use crate::position::Position;
-use crate::range_tombstone::RangeTombstone;
 use crate::sstable::block::{decode_fragment, BlockHandle};
-use crate::sstable::fragment_max_timestamp;
-use crate::sstable::index::{RowIndexEntry, RANGE_TOMBSTONE_SUMMARY_LIMIT};
+use crate::sstable::index::RowIndexEntry;
+use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::reader::{ReadCounters, SstableReader};
 use crate::sstable::statistics::{Statistics, StatisticsCollector};
 use crate::sstable::SstableSource;
-use crate::time::Timestamp;
-use crate::tombstone::Tombstone;
 
 /// At most this many problems are listed; the rest are only counted.
 pub const MAX_PROBLEMS: usize = 1000;
@@ -166,33 +162,11 @@ pub fn verify(reader: &SstableReader) -> VerifyReport {
 struct OpenPartition {
     /// Its partition index entry (`None` when the index has no entry left).
     entry: Option<usize>,
-    /// The block being read and every block the partition touched.
+    /// The block being read, and how many blocks the partition touched.
     block: BlockHandle,
     blocks_touched: usize,
-    /// The row index recomputed from the data, as the writer builds it.
-    row_index: Vec<RowIndexEntry>,
-    block_first: Option<Position>,
-    block_last: Option<Position>,
-    block_max: Timestamp,
-    block_open: Tombstone,
-    active: Tombstone,
-    active_since: Option<Position>,
-    has_static_row: bool,
-    clustering: Option<(Position, Position)>,
-    max_timestamp: Timestamp,
-    summary: Vec<RangeTombstone>,
-}
-
-impl OpenPartition {
-    /// Closes the row index entry of the current block.
-    fn end_block(&mut self) {
-        if let (Some(first), Some(last)) = (self.block_first.take(), self.block_last.take()) {
-            let max_timestamp = self.block_max.max(self.block_open.timestamp);
-            self.row_index.push(RowIndexEntry { block: self.block, first, last, max_timestamp, open_tombstone: self.block_open });
-        }
-        self.block_max = Timestamp::MISSING;
-        self.block_open = self.active;
-    }
+    /// The index facts recomputed from the data, as the writer builds them.
+    summary: PartitionSummary,
 }
 
 struct Verifier<'a> {
@@ -338,7 +312,6 @@ impl Verifier<'_> {
             return;
         }
         self.collector.observe(&fragment);
-        let max = fragment_max_timestamp(&fragment);
         if let Fragment::PartitionStart { key, tombstone } = &fragment {
             let entry = self.reader.partitions().get(self.next_entry);
             let index = self.next_entry;
@@ -373,57 +346,24 @@ impl Verifier<'_> {
                 entry: entry.is_some().then_some(index),
                 block: handle,
                 blocks_touched: 1,
-                row_index: Vec::new(),
-                block_first: None,
-                block_last: None,
-                block_max: Timestamp::MISSING,
-                block_open: Tombstone::NONE,
-                active: Tombstone::NONE,
-                active_since: None,
-                has_static_row: false,
-                clustering: None,
-                max_timestamp: max,
-                summary: Vec::new(),
+                summary: PartitionSummary::new(*tombstone),
             });
             return;
         }
         // The validator guarantees an open partition for every other fragment.
         let Some(p) = self.open.as_mut() else { return };
         if p.block.offset != handle.offset {
-            p.end_block();
+            p.summary.end_block(p.block);
             p.block = handle;
             p.blocks_touched += 1;
         }
-        match &fragment {
-            Fragment::StaticRow(_) => {
-                p.has_static_row = true;
-                p.max_timestamp = p.max_timestamp.max(max);
+        if matches!(fragment, Fragment::PartitionEnd) {
+            p.summary.end_block(p.block);
+            if let Some(p) = self.open.take() {
+                self.partition_end(p);
             }
-            Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => {
-                let position = fragment.position();
-                p.max_timestamp = p.max_timestamp.max(max);
-                p.block_max = p.block_max.max(max);
-                p.block_first.get_or_insert_with(|| position.clone());
-                p.block_last = Some(position.clone());
-                p.clustering = Some(match p.clustering.take() {
-                    Some((first, _)) => (first, position.clone()),
-                    None => (position.clone(), position.clone()),
-                });
-                if let Fragment::RangeTombstoneChange(change) = &fragment {
-                    if let Some(start) = p.active_since.take() {
-                        summarize(&mut p.summary, RangeTombstone { start, end: position.clone(), tombstone: p.active });
-                    }
-                    p.active = change.tombstone;
-                    p.active_since = change.tombstone.is_some().then_some(position);
-                }
-            }
-            Fragment::PartitionEnd => {
-                p.end_block();
-                if let Some(p) = self.open.take() {
-                    self.partition_end(p);
-                }
-            }
-            Fragment::PartitionStart { .. } => {}
+        } else {
+            p.summary.observe(&fragment);
         }
     }
 
@@ -433,17 +373,17 @@ impl Verifier<'_> {
         let Some(entry) = self.reader.partitions().get(index) else { return };
         let offset = self.reader.footer().partition_index.offset;
         let mut wrong = Vec::new();
-        if entry.has_static_row != p.has_static_row {
-            wrong.push(format!("static row flag {}, data {}", entry.has_static_row, p.has_static_row));
+        if entry.has_static_row != p.summary.has_static_row {
+            wrong.push(format!("static row flag {}, data {}", entry.has_static_row, p.summary.has_static_row));
         }
-        if entry.clustering != p.clustering {
-            wrong.push(format!("clustering range {:?}, data {:?}", entry.clustering, p.clustering));
+        if entry.clustering != p.summary.clustering {
+            wrong.push(format!("clustering range {:?}, data {:?}", entry.clustering, p.summary.clustering));
         }
-        if entry.max_timestamp != p.max_timestamp {
-            wrong.push(format!("max timestamp {}, data {}", entry.max_timestamp.0, p.max_timestamp.0));
+        if entry.max_timestamp != p.summary.max_timestamp {
+            wrong.push(format!("max timestamp {}, data {}", entry.max_timestamp.0, p.summary.max_timestamp.0));
         }
-        if entry.range_tombstones != p.summary {
-            wrong.push(format!("range tombstone summary {:?}, data {:?}", entry.range_tombstones, p.summary));
+        if entry.range_tombstones != p.summary.range_tombstones {
+            wrong.push(format!("range tombstone summary {:?}, data {:?}", entry.range_tombstones, p.summary.range_tombstones));
         }
         if !wrong.is_empty() {
             self.report.push(
@@ -459,17 +399,21 @@ impl Verifier<'_> {
                 offset,
                 format!("entry {index} has no row index, but the partition spans {} blocks", p.blocks_touched),
             ),
-            (Some(r), Some(Some(stored))) if *stored != p.row_index => {
-                let at = stored.iter().zip(&p.row_index).position(|(a, b)| a != b).unwrap_or(stored.len().min(p.row_index.len()));
+            (Some(r), Some(Some(stored))) if *stored != p.summary.row_index => {
+                let at = stored
+                    .iter()
+                    .zip(&p.summary.row_index)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(stored.len().min(p.summary.row_index.len()));
                 self.report.push(
                     ROW_INDEX,
                     row_index_offset.saturating_add(r.offset),
                     format!(
                         "row index of partition {index} disagrees with the data at entry {at}: {} stored, {} in the data ({:?} vs {:?})",
                         stored.len(),
-                        p.row_index.len(),
+                        p.summary.row_index.len(),
                         stored.get(at),
-                        p.row_index.get(at)
+                        p.summary.row_index.get(at)
                     ),
                 );
             }
@@ -510,15 +454,6 @@ impl Verifier<'_> {
             self.report.push("sstable statistics", footer.statistics.offset, format!("disagree with the data: {}", differences.join("; ")));
         }
         self.report.stream_checked = true;
-    }
-}
-
-/// The writer's summary rule: keeps the [`RANGE_TOMBSTONE_SUMMARY_LIMIT`] newest, newest first.
-fn summarize(summary: &mut Vec<RangeTombstone>, rt: RangeTombstone) {
-    let at = summary.partition_point(|s| s.tombstone >= rt.tombstone);
-    if at < RANGE_TOMBSTONE_SUMMARY_LIMIT {
-        summary.insert(at, rt);
-        summary.truncate(RANGE_TOMBSTONE_SUMMARY_LIMIT);
     }
 }
 

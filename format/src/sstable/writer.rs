@@ -16,20 +16,14 @@
 use crate::error::{Error, Result};
 use crate::fragment::{Fragment, StreamValidator};
 use crate::fs::FsFile;
-use crate::position::Position;
-use crate::range_tombstone::RangeTombstone;
 use crate::schema::TableId;
 use crate::schema::{Compression, Schema};
 use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section};
-use crate::sstable::fragment_max_timestamp;
-use crate::sstable::index::{
-    encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexEntry, RowIndexRef, RANGE_TOMBSTONE_SUMMARY_LIMIT,
-};
+use crate::sstable::index::{encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
-use crate::time::Timestamp;
-use crate::tombstone::Tombstone;
 
 /// How an sstable is written.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,16 +105,22 @@ pub struct WrittenSstable {
 /// The partition being written.
 struct OpenPartition {
     entry: PartitionIndexEntry,
-    /// Row index entries of the partition's finished blocks.
-    blocks: Vec<RowIndexEntry>,
-    /// First/last clustering position and max timestamp of the partition in the pending block.
-    block_first: Option<Position>,
-    block_last: Option<Position>,
-    block_max: Timestamp,
-    /// The range tombstone active at the pending block's start, and now (with where it began).
-    block_open: Tombstone,
-    active: Tombstone,
-    active_since: Option<Position>,
+    summary: PartitionSummary,
+}
+
+impl OpenPartition {
+    /// The partition's index entry, completed with what its fragments showed.
+    fn into_entry(self, row_index: Option<RowIndexRef>) -> PartitionIndexEntry {
+        let s = self.summary;
+        PartitionIndexEntry {
+            has_static_row: s.has_static_row,
+            clustering: s.clustering,
+            max_timestamp: s.max_timestamp,
+            range_tombstones: s.range_tombstones,
+            row_index,
+            ..self.entry
+        }
+    }
 }
 
 /// Writes one sstable.
@@ -178,7 +178,9 @@ impl<S: SstableSink> SstableWriter<S> {
         let cut = self.block.len() >= self.options.block_size
             && match fragment {
                 Fragment::PartitionStart { .. } => true,
-                Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => self.open.as_ref().is_some_and(|p| p.block_first.is_some()),
+                Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => {
+                    self.open.as_ref().is_some_and(|p| p.summary.has_clustering_in_block())
+                }
                 Fragment::StaticRow(_) | Fragment::PartitionEnd => false,
             };
         if cut {
@@ -186,7 +188,6 @@ impl<S: SstableSink> SstableWriter<S> {
         }
         let offset_in_block = self.block.len();
         encode_fragment(fragment, &mut self.block);
-        let max = fragment_max_timestamp(fragment);
         match fragment {
             Fragment::PartitionStart { key, tombstone } => {
                 self.hashes.push(key_hash(key.key.as_bytes()));
@@ -197,67 +198,29 @@ impl<S: SstableSink> SstableWriter<S> {
                     offset_in_block: u32::try_from(offset_in_block).unwrap_or(u32::MAX),
                     has_static_row: false,
                     clustering: None,
-                    max_timestamp: max,
+                    max_timestamp: tombstone.timestamp,
                     range_tombstones: Vec::new(),
                     row_index: None,
                 };
-                self.open = Some(OpenPartition {
-                    entry,
-                    blocks: Vec::new(),
-                    block_first: None,
-                    block_last: None,
-                    block_max: Timestamp::MISSING,
-                    block_open: Tombstone::NONE,
-                    active: Tombstone::NONE,
-                    active_since: None,
-                });
-            }
-            Fragment::StaticRow(_) => {
-                let p = self.open_partition()?;
-                p.entry.has_static_row = true;
-                p.entry.max_timestamp = p.entry.max_timestamp.max(max);
-            }
-            Fragment::Row { .. } | Fragment::RangeTombstoneChange(_) => {
-                let position = fragment.position();
-                let p = self.open_partition()?;
-                p.entry.max_timestamp = p.entry.max_timestamp.max(max);
-                p.block_max = p.block_max.max(max);
-                if p.block_first.is_none() {
-                    p.block_first = Some(position.clone());
-                }
-                p.block_last = Some(position.clone());
-                p.entry.clustering = Some(match p.entry.clustering.take() {
-                    Some((first, _)) => (first, position.clone()),
-                    None => (position.clone(), position.clone()),
-                });
-                if let Fragment::RangeTombstoneChange(change) = fragment {
-                    if let Some(since) = p.active_since.take() {
-                        summarize(
-                            &mut p.entry.range_tombstones,
-                            RangeTombstone { start: since, end: position.clone(), tombstone: p.active },
-                        );
-                    }
-                    p.active = change.tombstone;
-                    p.active_since = change.tombstone.is_some().then_some(position);
-                }
+                self.open = Some(OpenPartition { entry, summary: PartitionSummary::new(*tombstone) });
             }
             Fragment::PartitionEnd => {
-                let Some(mut p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
-                if p.blocks.is_empty() {
+                let Some(p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
+                if p.summary.row_index.is_empty() {
                     self.starting_in_block.push(self.entries.len());
-                    self.entries.push(p.entry);
+                    self.entries.push(p.into_entry(None));
                 } else {
                     // A wide partition: its last block ends here, so the row index is complete.
                     self.open = Some(p);
                     self.flush_block()?;
-                    let Some(taken) = self.open.take() else { return Err(Error::InvalidStream("lost the open partition".into())) };
-                    p = taken;
+                    let Some(p) = self.open.take() else { return Err(Error::InvalidStream("lost the open partition".into())) };
                     let offset = self.row_index.len() as u64;
-                    encode_row_index(&p.blocks, &mut self.row_index);
-                    p.entry.row_index = Some(RowIndexRef { offset, len: self.row_index.len() as u64 - offset });
-                    self.entries.push(p.entry);
+                    encode_row_index(&p.summary.row_index, &mut self.row_index);
+                    let len = self.row_index.len() as u64 - offset;
+                    self.entries.push(p.into_entry(Some(RowIndexRef { offset, len })));
                 }
             }
+            other => self.open_partition()?.summary.observe(other),
         }
         Ok(())
     }
@@ -285,12 +248,7 @@ impl<S: SstableSink> SstableWriter<S> {
             if p.entry.block.offset == handle.offset {
                 p.entry.block.len = handle.len;
             }
-            if let (Some(first), Some(last)) = (p.block_first.take(), p.block_last.take()) {
-                let max_timestamp = p.block_max.max(p.block_open.timestamp);
-                p.blocks.push(RowIndexEntry { block: handle, first, last, max_timestamp, open_tombstone: p.block_open });
-            }
-            p.block_max = Timestamp::MISSING;
-            p.block_open = p.active;
+            p.summary.end_block(handle);
         }
         Ok(())
     }
@@ -325,14 +283,5 @@ impl<S: SstableSink> SstableWriter<S> {
         self.sink.append(&sections).map_err(io)?;
         let size = self.offset + sections.len() as u64;
         Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics }))
-    }
-}
-
-/// Keeps the [`RANGE_TOMBSTONE_SUMMARY_LIMIT`] newest range tombstones, newest first.
-fn summarize(summary: &mut Vec<RangeTombstone>, rt: RangeTombstone) {
-    let at = summary.partition_point(|s| s.tombstone >= rt.tombstone);
-    if at < RANGE_TOMBSTONE_SUMMARY_LIMIT {
-        summary.insert(at, rt);
-        summary.truncate(RANGE_TOMBSTONE_SUMMARY_LIMIT);
     }
 }
