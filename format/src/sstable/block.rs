@@ -147,7 +147,7 @@ pub fn write_block(content: &[u8], compression: Compression, file_id: u64, offse
     let mut kind = COMPRESSION_NONE;
     if let Compression::Zstd { level } = compression {
         // A compression failure (it has none on valid input) just stores the block raw.
-        if let Ok(compressed) = zstd::bulk::compress(content, level) {
+        if let Ok(compressed) = compress(content, level) {
             if compressed.len() < content.len() {
                 out.extend_from_slice(&compressed);
                 kind = COMPRESSION_ZSTD;
@@ -165,6 +165,39 @@ pub fn write_block(content: &[u8], compression: Compression, file_id: u64, offse
     out.extend_from_slice(&uncompressed_len.to_le_bytes());
     out.extend_from_slice(&sum.to_le_bytes());
     BlockHandle { offset, len: u32::try_from(stored_len).unwrap_or(u32::MAX) }
+}
+
+thread_local! {
+    /// zstd contexts reused by every block this thread compresses or decompresses: creating one
+    /// costs more than decompressing a 4 KiB block (it probes the CPU, which traps on VMs).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn compress(content: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, compressor)) => compressor.compress(content),
+            None => zstd::bulk::compress(content, level),
+        }
+    })
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(stored, capacity),
+            None => zstd::bulk::decompress(stored, capacity),
+        }
+    })
 }
 
 /// Verifies and decompresses the block stored in `stored_and_trailer` (the bytes of `handle`
@@ -195,7 +228,7 @@ pub fn read_block(stored_and_trailer: &[u8], handle: BlockHandle, file_id: u64) 
     match kind {
         COMPRESSION_NONE if stored_len == uncompressed_len => Ok(Bytes::copy_from_slice(stored)),
         COMPRESSION_NONE => Err(corrupt(format!("raw block of {stored_len} byte(s) claims {uncompressed_len}"))),
-        COMPRESSION_ZSTD => match zstd::bulk::decompress(stored, uncompressed_len) {
+        COMPRESSION_ZSTD => match decompress(stored, uncompressed_len) {
             Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
             Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
             Err(e) => Err(corrupt(format!("zstd: {e}"))),
