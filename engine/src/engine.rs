@@ -120,7 +120,7 @@ pub(crate) struct Inner {
     pub(crate) block_cache: Arc<LruBlockCache>,
     pub(crate) next_generation: AtomicU64,
     pub(crate) quarantined: Mutex<Vec<QuarantinedSstable>>,
-    pub(crate) flush: FlushControl,
+    pub(crate) flush: Arc<FlushControl>,
     report: OpenReport,
     _lock: Box<dyn DirLock>,
 }
@@ -234,7 +234,7 @@ impl Engine {
         let inner = Inner {
             dir,
             sst_dir,
-            flush: FlushControl::new(&options),
+            flush: Arc::new(FlushControl::new(&options)),
             options,
             fs,
             tables: RwLock::new(tables),

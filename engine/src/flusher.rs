@@ -198,20 +198,21 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
     inner.commitlog.discard_completed(table.schema.id, &coverage)
 }
 
-/// Starts the background flusher of `engine`; it stops when the engine is dropped.
+/// Starts the background flusher of `engine`; it stops when the engine is dropped. The thread
+/// waits on the shared [`FlushControl`] without holding the engine, so dropping the last handle
+/// closes the engine (and releases its directory lock) at once.
 pub(crate) fn start(engine: &Engine) {
     let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
-    let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || run(weak));
+    let control = engine.inner.flush.clone();
+    let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || run(&control, weak));
     if let Err(e) = spawned {
         *engine.inner.flush.last_error.lock() = Some(format!("cannot start the flusher thread: {e}"));
     }
 }
 
-fn run(weak: Weak<Inner>) {
+fn run(control: &FlushControl, weak: Weak<Inner>) {
     loop {
         {
-            let Some(inner) = weak.upgrade() else { return };
-            let control = &inner.flush;
             let mut state = control.state.lock();
             if !state.wake && !state.shutdown {
                 control.wake.wait_for(&mut state, Duration::from_secs(1));

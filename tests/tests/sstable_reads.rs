@@ -168,3 +168,14 @@ fn the_background_flusher_keeps_memtables_within_their_limit() {
     assert!(!engine.sstables(TABLE).unwrap().is_empty(), "no background flush: {:?}", engine.background_flush_error());
     assert_eq!(engine.query(&scan_all(TABLE)).unwrap().partitions.len(), 2_000);
 }
+
+/// The flusher thread does not keep a dropped engine alive: the directory can be reopened at once.
+#[test]
+fn dropping_an_engine_with_a_background_flusher_releases_it_at_once() {
+    let fs = SimFs::new(12);
+    let options = EngineOptions { background_flush: true, ..test_options() };
+    for _ in 0..20 {
+        let engine = Engine::open_with_fs(Arc::new(fs.clone()), "/db", options.clone()).unwrap();
+        drop(engine);
+    }
+}
