@@ -27,3 +27,31 @@ pub fn kv_put(schema: &Schema, i: u64, value: &[u8]) -> talus::format::Result<Mu
         .set(&[], "v", Value::Blob(value.to_vec().into()), Timestamp(i as i64 + 1))
         .build()
 }
+
+/// Latency distribution of a measurement, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Worst case.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+impl Latency {
+    /// The distribution of `nanos` (sorted in place).
+    pub fn of(nanos: &mut [u64]) -> Latency {
+        nanos.sort_unstable();
+        let at = |q: f64| match nanos.len() {
+            0 => 0.0,
+            n => nanos[((n - 1) as f64 * q).round() as usize] as f64 / 1e3,
+        };
+        let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
+        Latency { p50_us: at(0.5), p90_us: at(0.9), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
+    }
+}

@@ -47,7 +47,7 @@ use talus::format::commitlog_segment::{encode_mutations_body, record_len};
 use talus::format::{encode_mutation, Mutation, Schema};
 use talus::fs::{DirLock, Fs, FsFile, OpenMode, RealFs};
 use talus::{Engine, EngineOptions};
-use talus_bench::{kv_put, kv_schema};
+use talus_bench::{kv_put, kv_schema, Latency};
 
 /// Errors that may cross a thread boundary.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -96,34 +96,6 @@ struct Args {
 /// A progress line on stderr.
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[durability] {}", format_args!($($arg)*)) };
-}
-
-/// Latency distribution of a measurement, in microseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Latency {
-    /// Median.
-    p50_us: f64,
-    /// 90th percentile.
-    p90_us: f64,
-    /// 99th percentile.
-    p99_us: f64,
-    /// Worst case.
-    max_us: f64,
-    /// Mean.
-    mean_us: f64,
-}
-
-impl Latency {
-    /// The distribution of `nanos` (sorted in place).
-    fn of(nanos: &mut [u64]) -> Latency {
-        nanos.sort_unstable();
-        let at = |q: f64| match nanos.len() {
-            0 => 0.0,
-            n => nanos[((n - 1) as f64 * q).round() as usize] as f64 / 1e3,
-        };
-        let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
-        Latency { p50_us: at(0.5), p90_us: at(0.9), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
-    }
 }
 
 /// Nanoseconds of `d`, saturating.

@@ -56,7 +56,7 @@ use talus::fs::RealFs;
 use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
-use talus_bench::{key, kv_schema};
+use talus_bench::{key, kv_schema, Latency};
 
 /// Errors that may cross a thread boundary.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -141,32 +141,6 @@ fn value(i: u64, size: usize) -> Vec<u8> {
         v.extend_from_within(..take);
     }
     v
-}
-
-/// Latency distribution of a measurement, in microseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Latency {
-    /// Median.
-    p50_us: f64,
-    /// 99th percentile.
-    p99_us: f64,
-    /// Worst case.
-    max_us: f64,
-    /// Mean.
-    mean_us: f64,
-}
-
-impl Latency {
-    /// The distribution of `nanos` (sorted in place).
-    fn of(nanos: &mut [u64]) -> Latency {
-        nanos.sort_unstable();
-        let at = |q: f64| match nanos.len() {
-            0 => 0.0,
-            n => nanos[((n - 1) as f64 * q).round() as usize] as f64 / 1e3,
-        };
-        let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
-        Latency { p50_us: at(0.5), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
-    }
 }
 
 /// Nanoseconds of `d`, saturating.
