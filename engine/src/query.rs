@@ -173,6 +173,8 @@ pub struct QueryStats {
     pub memtables: u64,
     /// SSTables read.
     pub sstables: u64,
+    /// SSTables a single-partition read left out because their bloom filter ruled the key out.
+    pub sstables_bloom_filtered: u64,
     /// SSTable data blocks read (from the block cache or the file).
     pub blocks_read: u64,
     /// SSTable data blocks served by the block cache.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use talus_format::sstable::clip::ClippedStream;
-use talus_format::sstable::reader::{ReadCounters, ReadPlan};
+use talus_format::sstable::reader::{Lookup, ReadCounters, ReadPlan};
 use talus_format::{FragmentStream, Position, RangeTombstone, Tombstone};
 
 use crate::engine::{Engine, Table};
@@ -57,6 +57,7 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
     let counters = Arc::new(ReadCounters::default());
     let failure: Failure = Arc::new(Mutex::new(None));
     let mut sstables_read = 0u64;
+    let mut bloom_filtered = 0u64;
     // The partition the read starts in: a single-partition query, or the one a page resumes in.
     // A page that ended after a partition (`resume: None`) continues past it.
     let single = match (&query.partitions, &query.paging_state) {
@@ -65,7 +66,14 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         (PartitionRange::Tokens { .. }, None) => None,
     };
     if let Some((key, part_slice)) = &single {
-        let found: Vec<(&Arc<Sstable>, usize)> = sstables.iter().filter_map(|s| s.reader.find_index(key).map(|i| (s, i))).collect();
+        let mut found: Vec<(&Arc<Sstable>, usize)> = Vec::new();
+        for sstable in sstables.iter() {
+            match sstable.reader.lookup(key) {
+                Lookup::Found(i) => found.push((sstable, i)),
+                Lookup::FilteredOut => bloom_filtered += 1,
+                Lookup::OutsideKeyRange | Lookup::Absent => {}
+            }
+        }
         let mut covering: Vec<RangeTombstone> = Vec::new();
         for memtable in &memtables {
             if let Some(version) = memtable.partition(key) {
@@ -108,7 +116,12 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         }
     }
 
-    let stats = QueryStats { memtables: memtables.len() as u64, sstables: sstables_read, ..QueryStats::default() };
+    let stats = QueryStats {
+        memtables: memtables.len() as u64,
+        sstables: sstables_read,
+        sstables_bloom_filtered: bloom_filtered,
+        ..QueryStats::default()
+    };
     let result = execute(&table.schema, query, sources, stats);
     if let Some((sstable, error)) = failure.lock().take() {
         let error = corrupt(&sstable.path, error);

@@ -63,14 +63,7 @@ fn valid_block_inputs() -> Vec<Vec<u8>> {
     let (mut verified, mut forged, mut records) = (Vec::new(), Vec::new(), Vec::new());
     for (bytes, compression) in sstables() {
         let reader = open(&bytes);
-        let mut handles: Vec<BlockHandle> = Vec::new();
-        for entry in reader.partitions() {
-            handles.push(entry.block);
-            handles.extend(reader.row_index(entry).unwrap().iter().map(|r| r.block));
-        }
-        handles.sort_by_key(|h| h.offset);
-        handles.dedup();
-        for h in handles.into_iter().take(4) {
+        for h in reader.block_handles().unwrap().into_iter().take(4) {
             let content = reader.block(h, &ReadCounters::default()).unwrap();
             let mut block = Vec::new();
             write_block(&content, compression, FILE_ID, 0, &mut block);
@@ -117,7 +110,7 @@ fn verified_block(input: &[u8]) -> bool {
     input.len() >= 9 + BLOCK_TRAILER_LEN && input[0].is_multiple_of(3) && {
         let file_id = u64::from_le_bytes(input[1..9].try_into().unwrap());
         let len = (input.len() - 9 - BLOCK_TRAILER_LEN) as u32;
-        read_block(&input[9..], BlockHandle { offset: 0, len }, file_id).is_ok()
+        read_block(&Bytes::copy_from_slice(&input[9..]), BlockHandle { offset: 0, len }, file_id).is_ok()
     }
 }
 

@@ -205,6 +205,7 @@ fn a_zstd_block_trailer_is_pinned() {
     let mut expected = unhex("01 c8000000");
     expected.extend_from_slice(&xxh3_64(&inputs).to_le_bytes());
     assert_eq!(hex(trailer), hex(&expected));
+    let out = Bytes::from(out);
     assert_eq!(read_block(&out, handle, FILE_ID).unwrap().as_ref(), &content[..]);
     // Bound to its place: another offset or file id fails.
     assert!(read_block(&out, BlockHandle { offset: offset + 1, ..handle }, FILE_ID).is_err());

@@ -58,14 +58,7 @@ fn footer_of(bytes: &[u8]) -> Footer {
 /// Every distinct data block of a file, in file order.
 fn blocks_of(bytes: &[u8]) -> Vec<BlockHandle> {
     let reader = SstableReader::open(Arc::new(Bytes::copy_from_slice(bytes)), Some(FILE_ID), None).unwrap();
-    let mut handles: Vec<BlockHandle> = Vec::new();
-    for entry in reader.partitions() {
-        handles.push(entry.block);
-        handles.extend(reader.row_index(entry).unwrap().iter().map(|r| r.block));
-    }
-    handles.sort_by_key(|h| h.offset);
-    handles.dedup();
-    handles
+    reader.block_handles().unwrap()
 }
 
 /// Replaces the sections (row index, partition index, filter, statistics) of `bytes` by `new`

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use talus::commitlog::CommitlogOptions;
 use talus::format::{ColumnType, Schema, SchemaRef};
-use talus::fs::SimFs;
+use talus::fs::{CrashMode, SimFs};
 use talus::{Engine, EngineOptions, Result};
 
 /// Options for engines of semantic tests: small commitlog segments.
@@ -32,4 +32,16 @@ pub fn engine_with_table(tag: &str, value_type: ColumnType) -> Result<(Engine, S
         .build()?;
     engine.create_table(schema.clone())?;
     Ok((engine, schema))
+}
+
+/// The crash modes of the crash-point campaigns, named for their reports: drop all unsynced data,
+/// keep all of it, and three odds of random loss and tearing.
+pub fn crash_modes() -> [(&'static str, CrashMode); 5] {
+    [
+        ("drop_all", CrashMode::DropAll),
+        ("keep_all", CrashMode::KeepAll),
+        ("random_tearing", CrashMode::Random { keep: 0.5, tear: 0.25 }),
+        ("mostly_lost", CrashMode::Random { keep: 0.1, tear: 0.5 }),
+        ("mostly_kept", CrashMode::Random { keep: 0.9, tear: 0.05 }),
+    ]
 }

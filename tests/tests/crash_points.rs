@@ -31,16 +31,6 @@ fn scale() -> u64 {
     std::env::var("TALUS_CRASH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
 }
 
-fn modes() -> [(&'static str, CrashMode); 5] {
-    [
-        ("drop_all", CrashMode::DropAll),
-        ("keep_all", CrashMode::KeepAll),
-        ("random_tearing", CrashMode::Random { keep: 0.5, tear: 0.25 }),
-        ("mostly_lost", CrashMode::Random { keep: 0.1, tear: 0.5 }),
-        ("mostly_kept", CrashMode::Random { keep: 0.9, tear: 0.05 }),
-    ]
-}
-
 /// Whether a crash at an operation on `path` interrupted a flush or a manifest edit.
 fn in_flush_or_manifest(path: &Path) -> bool {
     path.components().any(|c| c.as_os_str() == "sst") || path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST"))
@@ -56,7 +46,7 @@ fn enumerate(name: &str, workload: &Workload) -> (Counters, u64) {
     let mut counters = Counters::default();
     let mut flush_and_manifest = 0;
     let started = Instant::now();
-    for (mode_name, mode) in modes() {
+    for (mode_name, mode) in talus_tests::fixture::crash_modes() {
         for k in 1..=ops {
             let seed = k * 31 + mode_name.len() as u64;
             let fs = SimFs::new(seed);

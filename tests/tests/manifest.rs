@@ -217,16 +217,6 @@ fn leftover_tmp_is_removed_and_bad_headers_are_corrupt() {
     assert!(matches!(err, Error::MetadataCorrupt { ref reason, .. } if reason.contains("offset 0")), "{err}");
 }
 
-fn modes() -> [(&'static str, CrashMode); 5] {
-    [
-        ("drop_all", CrashMode::DropAll),
-        ("keep_all", CrashMode::KeepAll),
-        ("random_tearing", CrashMode::Random { keep: 0.5, tear: 0.25 }),
-        ("mostly_lost", CrashMode::Random { keep: 0.1, tear: 0.5 }),
-        ("mostly_kept", CrashMode::Random { keep: 0.9, tear: 0.05 }),
-    ]
-}
-
 /// Scales the enumerated histories: `TALUS_CRASH_SCALE` (default 3), as in `crash_points.rs`.
 fn scale() -> usize {
     std::env::var("TALUS_CRASH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
@@ -244,7 +234,7 @@ fn every_crash_point_leaves_an_acknowledged_prefix() {
     assert!(rewrites >= 2, "the history crosses only {rewrites} rewrite(s)");
     let ops = dry.mutating_ops();
     let (mut points, mut double, mut beyond_acked) = (0u64, 0u64, 0u64);
-    for (mode_name, mode) in modes() {
+    for (mode_name, mode) in talus_tests::fixture::crash_modes() {
         for k in 1..=ops {
             let seed = k * 31 + mode_name.len() as u64;
             let fs = fresh_fs(seed);
@@ -539,7 +529,7 @@ fn every_kill_point_then_power_loss_keeps_what_recovery_saw() {
     let ops = u64::MAX - dry.left.load(Ordering::SeqCst);
     let mut points = 0;
     for k in 1..=ops {
-        for (mode_name, mode) in modes() {
+        for (mode_name, mode) in talus_tests::fixture::crash_modes() {
             let sim = fresh_fs(k);
             let killed = KillFs::new(sim.clone(), k - 1);
             let (acked, _) = run(Arc::new(killed.clone()), &history, small());

@@ -204,12 +204,7 @@ fn every_damaged_sstable_is_detected_and_never_read_wrong() {
         campaign.check("truncation", &pristine[..len], &format!("truncated to {len} bytes"));
     }
     // A block copied over another: every block onto the next, and onto random ones.
-    let mut handles: Vec<_> = reader.partitions().iter().map(|p| p.block).collect();
-    for p in reader.partitions() {
-        handles.extend(reader.row_index(p).unwrap().iter().map(|e| e.block));
-    }
-    handles.sort_by_key(|h| h.offset);
-    handles.dedup();
+    let handles = reader.block_handles().unwrap();
     assert!(handles.len() > 10, "{} blocks", handles.len());
     for i in 0..handles.len() {
         let from = handles[i];

@@ -206,7 +206,7 @@ struct Blocks {
     /// Handle of each block.
     handles: Vec<BlockHandle>,
     /// Stored bytes and trailer of each block, as in the file.
-    stored: Vec<Vec<u8>>,
+    stored: Vec<bytes::Bytes>,
     /// Verified, decompressed content of each block.
     content: Vec<Vec<u8>>,
     /// Where the file's bytes go.
@@ -253,7 +253,7 @@ fn load_blocks(path: &Path, generation: u64) -> Result<Blocks, BoxError> {
     let mut stored = Vec::with_capacity(handles.len());
     let mut content = Vec::with_capacity(handles.len());
     for handle in &handles {
-        stored.push(source.read_at(handle.offset, handle.len as usize + BLOCK_TRAILER_LEN)?.to_vec());
+        stored.push(source.read_at(handle.offset, handle.len as usize + BLOCK_TRAILER_LEN)?);
         content.push(reader.block(*handle, &counters)?.to_vec());
     }
     let footer = reader.footer();

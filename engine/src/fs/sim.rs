@@ -153,21 +153,33 @@ impl State {
             inodes.insert(ino, Inode { synced: data.clone(), data, dirty_blocks: BTreeSet::new() });
         }
         let seed = self.rng.random();
-        SimFs {
-            state: Arc::new(Mutex::new(State {
-                inodes,
-                next_inode: self.next_inode,
-                dirs: self.dirs.clone(),
-                synced: live.clone(),
-                live,
-                locks: BTreeSet::new(),
-                rng: SmallRng::seed_from_u64(seed),
-                mutating_ops: 0,
-                crash_at: None,
-                crashed: None,
-                crashed_during: None,
-            })),
-        }
+        powered_on(inodes, self.next_inode, self.dirs.clone(), live, seed)
+    }
+}
+
+/// A running file system whose disk holds `inodes`, `dirs` and the directory entries `live`
+/// (all durable), with no locks, no scheduled crash and randomness from `seed`.
+fn powered_on(
+    inodes: HashMap<u64, Inode>,
+    next_inode: u64,
+    dirs: BTreeSet<PathBuf>,
+    live: BTreeMap<PathBuf, BTreeMap<String, u64>>,
+    seed: u64,
+) -> SimFs {
+    SimFs {
+        state: Arc::new(Mutex::new(State {
+            inodes,
+            next_inode,
+            dirs,
+            synced: live.clone(),
+            live,
+            locks: BTreeSet::new(),
+            rng: SmallRng::seed_from_u64(seed),
+            mutating_ops: 0,
+            crash_at: None,
+            crashed: None,
+            crashed_during: None,
+        })),
     }
 }
 
@@ -216,21 +228,7 @@ impl SimFs {
         let mut dirs = BTreeSet::new();
         dirs.insert(PathBuf::from("/"));
         dirs.insert(PathBuf::new());
-        SimFs {
-            state: Arc::new(Mutex::new(State {
-                inodes: HashMap::new(),
-                next_inode: 1,
-                dirs,
-                live: BTreeMap::new(),
-                synced: BTreeMap::new(),
-                locks: BTreeSet::new(),
-                rng: SmallRng::seed_from_u64(seed),
-                mutating_ops: 0,
-                crash_at: None,
-                crashed: None,
-                crashed_during: None,
-            })),
-        }
+        powered_on(HashMap::new(), 1, dirs, BTreeMap::new(), seed)
     }
 
     /// The file system a power loss would leave now (this one keeps running).

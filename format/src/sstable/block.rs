@@ -201,8 +201,9 @@ fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// Verifies and decompresses the block stored in `stored_and_trailer` (the bytes of `handle`
-/// followed by its trailer) of file `file_id`. Returns the block's content.
-pub fn read_block(stored_and_trailer: &[u8], handle: BlockHandle, file_id: u64) -> Result<Bytes> {
+/// followed by its trailer) of file `file_id`. Returns the block's content: a raw block is a slice
+/// of `stored_and_trailer` (no copy out of a mapped file), a compressed one a new buffer.
+pub fn read_block(stored_and_trailer: &Bytes, handle: BlockHandle, file_id: u64) -> Result<Bytes> {
     let corrupt =
         |reason: String| Error::Corrupt { structure: STRUCTURE, offset: usize::try_from(handle.offset).unwrap_or(usize::MAX), reason };
     let stored_len = handle.len as usize;
@@ -226,7 +227,7 @@ pub fn read_block(stored_and_trailer: &[u8], handle: BlockHandle, file_id: u64) 
         return Err(corrupt(format!("uncompressed length {uncompressed_len} over the {MAX_BLOCK_LEN} limit")));
     }
     match kind {
-        COMPRESSION_NONE if stored_len == uncompressed_len => Ok(Bytes::copy_from_slice(stored)),
+        COMPRESSION_NONE if stored_len == uncompressed_len => Ok(stored_and_trailer.slice(..stored_len)),
         COMPRESSION_NONE => Err(corrupt(format!("raw block of {stored_len} byte(s) claims {uncompressed_len}"))),
         COMPRESSION_ZSTD => match decompress(stored, uncompressed_len) {
             Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
@@ -278,6 +279,7 @@ pub fn check_block(bytes: &[u8]) -> std::result::Result<(), String> {
         let sum = checksum(stored, trailer[0], uncompressed_len, file_id, 0);
         trailer[5..13].copy_from_slice(&sum.to_le_bytes());
     }
+    let block = Bytes::from(block);
     match read_block(&block, handle, file_id) {
         Ok(content) => check_records(&content, 0),
         Err(Error::Corrupt { offset: 0, reason, .. }) => {

@@ -76,6 +76,19 @@ impl ReadPlan {
     }
 }
 
+/// The answer of [`SstableReader::lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// The key sorts before the first or after the last partition.
+    OutsideKeyRange,
+    /// The bloom filter rules the key out.
+    FilteredOut,
+    /// The filter admitted the key (a false positive) but the partition index lacks it.
+    Absent,
+    /// The partition is at this index of [`SstableReader::partitions`].
+    Found(usize),
+}
+
 /// An open sstable.
 pub struct SstableReader {
     source: Arc<dyn SstableSource>,
@@ -170,11 +183,23 @@ impl SstableReader {
 
     /// [`SstableReader::find`], as an index into [`SstableReader::partitions`].
     pub fn find_index(&self, key: &DecoratedKey) -> Option<usize> {
-        let (first, last) = (self.partitions.first()?, self.partitions.last()?);
-        if *key < first.key || *key > last.key || !self.filter.may_contain(key_hash(key.key.as_bytes())) {
-            return None;
+        match self.lookup(key) {
+            Lookup::Found(i) => Some(i),
+            Lookup::OutsideKeyRange | Lookup::FilteredOut | Lookup::Absent => None,
         }
-        self.partitions.binary_search_by(|p| p.key.cmp(key)).ok()
+    }
+
+    /// Where `key` is, and what answered: the key range and the bloom filter answer without a
+    /// search of the partition index.
+    pub fn lookup(&self, key: &DecoratedKey) -> Lookup {
+        let (Some(first), Some(last)) = (self.partitions.first(), self.partitions.last()) else { return Lookup::OutsideKeyRange };
+        if *key < first.key || *key > last.key {
+            return Lookup::OutsideKeyRange;
+        }
+        if !self.filter.may_contain(key_hash(key.key.as_bytes())) {
+            return Lookup::FilteredOut;
+        }
+        self.partitions.binary_search_by(|p| p.key.cmp(key)).map_or(Lookup::Absent, Lookup::Found)
     }
 
     /// Whether the bloom filter admits `key` (no false negatives).
@@ -203,6 +228,19 @@ impl SstableReader {
         let offset = self.footer.row_index.offset + r.offset;
         let len = usize::try_from(r.len).map_err(|_| io_error(offset, std::io::ErrorKind::InvalidData.into()))?;
         decode_row_index(&read(&*self.source, offset, len)?, offset)
+    }
+
+    /// Every distinct data block the indexes name, in file order (for tools and tests that walk
+    /// the data region; reads never need it).
+    pub fn block_handles(&self) -> Result<Vec<BlockHandle>> {
+        let mut handles = Vec::with_capacity(self.partitions.len());
+        for entry in &self.partitions {
+            handles.push(entry.block);
+            handles.extend(self.row_index(entry)?.iter().map(|r| r.block));
+        }
+        handles.sort_by_key(|h| h.offset);
+        handles.dedup();
+        Ok(handles)
     }
 
     /// The verified content of the block at `handle`.
