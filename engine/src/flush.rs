@@ -1,16 +1,19 @@
-//! Writing sstable files (DESIGN §3 flush, §4): a fragment stream → a durable sstable file.
+//! Writing sstable files (DESIGN §3 flush, §4): fragments → a durable sstable file, for flushes
+//! and compactions alike.
 //!
-//! [`write_sstable`] is the first half of the sstable protocol: write the file, fsync it, fsync
-//! its directory. The caller then appends the manifest edit that makes the file part of the
-//! engine; until that edit is durable the file is an orphan that the next open removes. On any
-//! error the partial file is removed (best effort: a crash leaves it for the next open).
+//! An [`SstableFile`] is the first half of the sstable protocol: create the file, append
+//! fragments, then [`SstableFile::finish`] writes the sections, fsyncs the file and fsyncs its
+//! directory. The caller then appends the manifest edit that makes the file part of the engine;
+//! until that edit is durable the file is an orphan that the next open removes. A file dropped
+//! unfinished, or whose finish fails, is removed (best effort: a crash leaves it for the next
+//! open).
 //!
-//! Thread-safety: a free function; callers serialize flushes per table.
+//! Thread-safety: one writer per file; callers serialize flushes per table.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use talus_format::sstable::statistics::{CommitlogInterval, SstableOrigin};
-use talus_format::sstable::writer::{FileSink, SstableWriter, SstableWriterOptions, WrittenSstable};
+use talus_format::sstable::statistics::SstableOrigin;
+use talus_format::sstable::writer::{FileSink, SstableSeal, SstableWriter, SstableWriterOptions, WrittenSstable};
 use talus_format::{Fragment, OpenMode, Schema};
 
 use crate::error::{io_error, Error, Result};
@@ -18,6 +21,65 @@ use crate::fs::Fs;
 use crate::memtable::Memtable;
 use crate::memtable_reader::{PartitionReader, Slice};
 use crate::sstable_set::sstable_file_name;
+
+/// An sstable file being written.
+pub struct SstableFile<'a> {
+    fs: &'a dyn Fs,
+    sst_dir: &'a Path,
+    path: PathBuf,
+    /// `None` once finished (or failed in finish).
+    writer: Option<SstableWriter<FileSink>>,
+}
+
+impl<'a> SstableFile<'a> {
+    /// Creates the file of generation `generation` of `schema`'s table in `sst_dir`.
+    pub fn create(fs: &'a dyn Fs, sst_dir: &'a Path, generation: u64, schema: &Schema, origin: SstableOrigin) -> Result<SstableFile<'a>> {
+        let path = sst_dir.join(sstable_file_name(generation));
+        let file = fs.open(&path, OpenMode::CreateNew).map_err(io_error(&path))?;
+        let writer = SstableWriter::new(FileSink::new(file), generation, SstableWriterOptions::for_schema(schema), origin, schema.id);
+        Ok(SstableFile { fs, sst_dir, path, writer: Some(writer) })
+    }
+
+    /// Appends one fragment.
+    pub fn add(&mut self, fragment: &Fragment) -> Result<()> {
+        let path = &self.path;
+        match &mut self.writer {
+            Some(writer) => writer.add(fragment).map_err(|e| sink_error(path, e)),
+            None => Err(Error::InvalidQuery(format!("{} is already finished", path.display()))),
+        }
+    }
+
+    /// Uncompressed data bytes written so far.
+    pub fn data_size(&self) -> u64 {
+        self.writer.as_ref().map_or(0, SstableWriter::data_size)
+    }
+
+    /// Finishes the file, fsyncs it and its directory.
+    pub fn finish(mut self, seal: SstableSeal) -> Result<WrittenSstable> {
+        let Some(writer) = self.writer.take() else {
+            return Err(Error::InvalidQuery(format!("{} is already finished", self.path.display())));
+        };
+        let result = (|| {
+            let (mut sink, written) = writer.finish(seal).map_err(|e| sink_error(&self.path, e))?;
+            sink.flush().map_err(io_error(&self.path))?;
+            sink.file().sync().map_err(io_error(&self.path))?;
+            self.fs.sync_dir(self.sst_dir).map_err(io_error(self.sst_dir))?;
+            Ok(written)
+        })();
+        if result.is_err() {
+            let _ = self.fs.remove_file(&self.path);
+        }
+        result
+    }
+}
+
+impl Drop for SstableFile<'_> {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.fs.remove_file(&self.path);
+        }
+    }
+}
 
 /// Writes generation `generation` of `schema`'s table into `sst_dir` from `fragments` and makes
 /// the file and its directory entry durable.
@@ -28,25 +90,13 @@ pub fn write_sstable(
     schema: &Schema,
     origin: SstableOrigin,
     fragments: impl Iterator<Item = Result<Fragment>>,
-    commitlog_interval: Option<CommitlogInterval>,
+    seal: SstableSeal,
 ) -> Result<WrittenSstable> {
-    let path = sst_dir.join(sstable_file_name(generation));
-    let result = (|| {
-        let file = fs.open(&path, OpenMode::CreateNew).map_err(io_error(&path))?;
-        let mut writer = SstableWriter::new(FileSink::new(&*file), generation, SstableWriterOptions::for_schema(schema), origin, schema.id);
-        for fragment in fragments {
-            writer.add(&fragment?).map_err(|e| sink_error(&path, e))?;
-        }
-        let (mut sink, written) = writer.finish(commitlog_interval).map_err(|e| sink_error(&path, e))?;
-        sink.flush().map_err(io_error(&path))?;
-        file.sync().map_err(io_error(&path))?;
-        fs.sync_dir(sst_dir).map_err(io_error(sst_dir))?;
-        Ok(written)
-    })();
-    if result.is_err() {
-        let _ = fs.remove_file(&path);
+    let mut out = SstableFile::create(fs, sst_dir, generation, schema, origin)?;
+    for fragment in fragments {
+        out.add(&fragment?)?;
     }
-    result
+    out.finish(seal)
 }
 
 /// A writer error: sink failures are I/O errors on the file; anything else is the stream's fault.

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use talus_format::manifest::{ManifestEdit, SstableState};
 use talus_format::sstable::statistics::{CommitlogInterval, SstableOrigin};
+use talus_format::sstable::writer::SstableSeal;
 use talus_format::sstable::BlockCache;
+use talus_format::GcTime;
 
 use crate::engine::{Engine, Inner, SealedMemtable, Table};
 use crate::error::Result;
@@ -167,7 +169,10 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
         let interval = coverage.min.map(|start| CommitlogInterval { start, end: sealed.cut });
         let fs = &*inner.fs;
         let written =
-            write_sstable(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, memtable_fragments(memtable), interval)?;
+            write_sstable(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, memtable_fragments(memtable), SstableSeal {
+                commitlog_interval: interval,
+                ..SstableSeal::at(GcTime::now())
+            })?;
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
         let opened = Sstable::open(fs, &inner.sst_dir, generation, table.schema.id, SstableState::Normal, Some(cache));
         let published = opened.and_then(|sstable| {

@@ -22,8 +22,8 @@ use talus_format::sstable::footer::{check_decode, Footer, FOOTER_LEN};
 use talus_format::sstable::index::{check_index, decode_partition_index, decode_row_index};
 use talus_format::sstable::reader::{ReadCounters, SstableReader};
 use talus_format::sstable::statistics::SstableOrigin;
-use talus_format::sstable::writer::{SstableWriter, SstableWriterOptions};
-use talus_format::TableId;
+use talus_format::sstable::writer::{SstableSeal, SstableWriter, SstableWriterOptions};
+use talus_format::{GcTime, TableId};
 
 const BLOCK: &str = "sstable_block";
 const INDEX: &str = "sstable_index";
@@ -48,7 +48,7 @@ fn sstables() -> Vec<(Vec<u8>, Compression)> {
             for f in sample_stream(seed, partitions, rows) {
                 writer.add(&f).unwrap();
             }
-            (writer.finish(None).unwrap().0, compression)
+            (writer.finish(SstableSeal::at(GcTime(0))).unwrap().0, compression)
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use talus_format::sstable::block::{read_block, write_block, BlockHandle, BLOCK_T
 use talus_format::sstable::reader::{ReadCounters, ReadPlan, SstableReader};
 use talus_format::sstable::statistics::{CommitlogInterval, SstableOrigin};
 use talus_format::sstable::verify::verify_source;
-use talus_format::sstable::writer::{SstableWriter, SstableWriterOptions};
+use talus_format::sstable::writer::{SstableSeal, SstableWriter, SstableWriterOptions};
 use talus_format::{
     Cell, ClusteringPrefix, ColumnId, Fragment, GcTime, PartitionKey, Position, RangeTombstoneChange, ReplayPosition, Row, RowMarker,
     RowTombstone, TableId, Timestamp, Tombstone,
@@ -86,7 +86,7 @@ fn golden_file() -> Vec<u8> {
         writer.add(&f).unwrap();
     }
     let interval = CommitlogInterval { start: ReplayPosition { segment: 1, offset: 24 }, end: ReplayPosition { segment: 2, offset: 0 } };
-    writer.finish(Some(interval)).unwrap().0
+    writer.finish(SstableSeal { commitlog_interval: Some(interval), ..SstableSeal::at(GcTime(0)) }).unwrap().0
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -142,21 +142,22 @@ b501 3e 00010105 00010106 0b00000000000000 00             // block 181+62
 01 06 01                                                  // version 1, 6 probes, 1 block
 8208000020000001008000040801004000000000000010001000000000000000
 0000000000000000000104000802000000200000000000000000000000008000
-// statistics section at 589: 134 bytes
-01 00 01000000000000000000000000000000 00 0000000000000000 9d02   // flush, table 1, level 0, run 0, 285 bytes
+// statistics section at 589: 142 bytes
+01 00 01000000000000000000000000000000 00 0000000000000000   // flush, table 1, level 0, run 0
+0000000000000000 9d02                                     // created at 0, 285 bytes
 03 07 01 01 00 00 00                                      // counts
 01 01 61 01 62                                            // key range 'a' .. 'b'
 0300000000000000 1400000000000000 0300000000000000 0400000000000000   // timestamps
 6400000000000000 ffffffffffffff7f                         // deletion times 100 .. never
 01 0100000000000000 18000000 0200000000000000 00000000    // commitlog interval 1:24 .. 2:0
 64 02 6400000000000000 01 c800000000000000 01             // histogram: 100 -> 1, 200 -> 1
-// footer at 723: 120 bytes
+// footer at 731: 120 bytes
 544c5353 01 000000 2a00000000000000                       // TLSS, version 1, file id 42
 5101000000000000 4b00000000000000 f99ca22d212ce9cb        // row index 337+75
 9c01000000000000 6e00000000000000 24fc439a3482d2f4        // partition index 412+110
 0a02000000000000 4300000000000000 45b29bbfa0633c5a        // filter 522+67
-4d02000000000000 8600000000000000 0ff0e6f1c57a7d9c        // statistics 589+134
-377e872a68ea51d3                                          // footer checksum
+4d02000000000000 8e00000000000000 ddd4824abec81be9        // statistics 589+142
+0b4f5f2a0119fb84                                          // footer checksum
 ";
 
 #[test]

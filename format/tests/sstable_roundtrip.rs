@@ -13,7 +13,7 @@ use talus_format::schema::Compression;
 use talus_format::sstable::clip::ClippedStream;
 use talus_format::sstable::reader::{ReadCounters, ReadPlan, SstableReader};
 use talus_format::sstable::statistics::SstableOrigin;
-use talus_format::sstable::writer::{SstableWriter, SstableWriterOptions};
+use talus_format::sstable::writer::{SstableSeal, SstableWriter, SstableWriterOptions};
 use talus_format::{
     Cell, Cells, ClusteringPrefix, ColumnId, DecoratedKey, Fragment, GcTime, PartitionKey, Position, RangeTombstone, RangeTombstoneList,
     Row, RowMarker, RowTombstone, StreamValidator, TableId, Timestamp, Tombstone,
@@ -93,7 +93,7 @@ fn write(fragments: &[Fragment], block_size: usize, compression: Compression) ->
     for f in fragments {
         writer.add(f).unwrap();
     }
-    Bytes::from(writer.finish(None).unwrap().0)
+    Bytes::from(writer.finish(SstableSeal::at(GcTime(0))).unwrap().0)
 }
 
 fn open(bytes: &Bytes) -> Arc<SstableReader> {

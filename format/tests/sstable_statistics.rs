@@ -195,6 +195,7 @@ fn golden_vector() {
         "01000000000000000000000000000000", // table id
         "01",                               // level
         "0200000000000000",                 // run id
+        "0000000000000000",                 // created at 0
         "ac02",                             // data size 300
         "01010100000000",                   // counts: partitions rows ptombs rts row_tombs cell_tombs expiring
         "01016b016b",                       // key range: first "k", last "k"

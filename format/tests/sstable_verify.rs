@@ -21,8 +21,8 @@ use talus_format::sstable::index::{decode_partition_index, encode_partition_inde
 use talus_format::sstable::reader::SstableReader;
 use talus_format::sstable::statistics::{SstableOrigin, Statistics};
 use talus_format::sstable::verify::{verify, verify_source, VerifyReport};
-use talus_format::sstable::writer::{SstableWriter, SstableWriterOptions};
-use talus_format::{Cell, ColumnId, Fragment, PartitionKey, Row, RowMarker, RowTombstone, TableId, Timestamp, Tombstone};
+use talus_format::sstable::writer::{SstableSeal, SstableWriter, SstableWriterOptions};
+use talus_format::{GcTime, Cell, ColumnId, Fragment, PartitionKey, Row, RowMarker, RowTombstone, TableId, Timestamp, Tombstone};
 
 const FILE_ID: u64 = 11;
 
@@ -32,7 +32,7 @@ fn write(fragments: &[Fragment], block_size: usize, compression: Compression) ->
     for f in fragments {
         writer.add(f).unwrap();
     }
-    writer.finish(None).unwrap().0
+    writer.finish(SstableSeal::at(GcTime(0))).unwrap().0
 }
 
 fn check(bytes: &[u8]) -> VerifyReport {

@@ -144,6 +144,7 @@ pub fn statistics_json(s: &Statistics, schemas: &Schemas) -> Json {
         "table_name": schema.map(|s| s.full_name()),
         "level": s.level,
         "run_id": s.run_id,
+        "created_at": s.created_at.0,
         "first_key": s.first_key.as_ref().map(|k| json!({ "key": key_json(k, schema), "token": k.token.0.to_string() })),
         "last_key": s.last_key.as_ref().map(|k| json!({ "key": key_json(k, schema), "token": k.token.0.to_string() })),
         "counts": {

@@ -130,6 +130,9 @@ pub struct Statistics {
     pub level: u32,
     /// Identifier of the sstable run this file belongs to. Set by the writer.
     pub run_id: u64,
+    /// When the sstable was written (gc clock; R2.24 `min_sstable_age`, R2.28
+    /// `tombstone_compaction_interval`). Set by the writer.
+    pub created_at: GcTime,
     /// The smallest partition key, `None` iff there are no partitions (R5.2 key-range skipping).
     pub first_key: Option<DecoratedKey>,
     /// The largest partition key, `None` iff there are no partitions.
@@ -169,6 +172,7 @@ impl Statistics {
             table,
             level: 0,
             run_id: 0,
+            created_at: GcTime(0),
             first_key: None,
             last_key: None,
             counts: Counts::default(),
@@ -199,6 +203,7 @@ impl Statistics {
         out.extend_from_slice(&self.table.0.to_le_bytes());
         write_varint(out, u64::from(self.level));
         out.extend_from_slice(&self.run_id.to_le_bytes());
+        write_i64(out, self.created_at.0);
         write_varint(out, self.data_size);
         let c = &self.counts;
         for n in [c.partitions, c.rows, c.partition_tombstones, c.range_tombstones, c.row_tombstones, c.cell_tombstones, c.expiring_cells] {
@@ -247,6 +252,7 @@ impl Statistics {
         let level = r.varint("level")?;
         let level = u32::try_from(level).map_err(|_| r.corrupt(at, format!("level {level} over u32")))?;
         let run_id = u64::from_le_bytes(r.array::<8>("run id")?);
+        let created_at = GcTime(r.i64("creation time")?);
         let data_size = r.varint("data size")?;
         let counts = Counts {
             partitions: r.varint("partition count")?,
@@ -331,6 +337,7 @@ impl Statistics {
             table,
             level,
             run_id,
+            created_at,
             first_key,
             last_key,
             counts,
@@ -404,7 +411,7 @@ impl StatisticsCollector {
     }
 
     /// The statistics of everything observed; the writer sets `commitlog_interval`, `level`,
-    /// `run_id` and `data_size` afterwards.
+    /// `run_id`, `created_at` and `data_size` afterwards.
     pub fn finish(self) -> Statistics {
         self.stats
     }

@@ -24,6 +24,8 @@ use crate::sstable::footer::{Footer, Section};
 use crate::sstable::index::{encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexRef};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
+use crate::time::GcTime;
+use std::sync::Arc;
 
 /// How an sstable is written.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,18 +60,23 @@ impl SstableSink for Vec<u8> {
 }
 
 /// Appends to an `Fs` file through a buffer of about 1 MiB.
-pub struct FileSink<'a> {
-    file: &'a dyn FsFile,
+pub struct FileSink {
+    file: Arc<dyn FsFile>,
     offset: u64,
     buffer: Vec<u8>,
 }
 
 const FILE_SINK_BUFFER: usize = 1 << 20;
 
-impl<'a> FileSink<'a> {
+impl FileSink {
     /// A sink writing `file` from offset 0.
-    pub fn new(file: &'a dyn FsFile) -> FileSink<'a> {
+    pub fn new(file: Arc<dyn FsFile>) -> FileSink {
         FileSink { file, offset: 0, buffer: Vec::with_capacity(FILE_SINK_BUFFER) }
+    }
+
+    /// The file.
+    pub fn file(&self) -> &Arc<dyn FsFile> {
+        &self.file
     }
 
     /// Writes out the buffered bytes.
@@ -81,13 +88,34 @@ impl<'a> FileSink<'a> {
     }
 }
 
-impl SstableSink for FileSink<'_> {
+impl SstableSink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.buffer.extend_from_slice(bytes);
         if self.buffer.len() >= FILE_SINK_BUFFER {
             self.flush()?;
         }
         Ok(())
+    }
+}
+
+/// What the writer records about an sstable besides its data (R2.6, R3.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SstableSeal {
+    /// The commitlog interval the data covers (flushes; the merged interval of the inputs for
+    /// compactions, R3.13).
+    pub commitlog_interval: Option<CommitlogInterval>,
+    /// Compaction level (leveled strategy; 0 otherwise).
+    pub level: u32,
+    /// The sstable run this file belongs to.
+    pub run_id: u64,
+    /// When the sstable is written (gc clock).
+    pub created_at: GcTime,
+}
+
+impl SstableSeal {
+    /// A level-0 sstable of run 0 written at `created_at`, without a commitlog interval.
+    pub fn at(created_at: GcTime) -> SstableSeal {
+        SstableSeal { commitlog_interval: None, level: 0, run_id: 0, created_at }
     }
 }
 
@@ -253,12 +281,20 @@ impl<S: SstableSink> SstableWriter<S> {
         Ok(())
     }
 
+    /// Uncompressed data bytes written so far (compaction cuts its outputs by it).
+    pub fn data_size(&self) -> u64 {
+        self.data_size
+    }
+
     /// Writes the last block, the sections and the footer; returns the sink and what was written.
-    pub fn finish(mut self, commitlog_interval: Option<CommitlogInterval>) -> Result<(S, WrittenSstable)> {
+    pub fn finish(mut self, seal: SstableSeal) -> Result<(S, WrittenSstable)> {
         self.validator.finish()?;
         self.flush_block()?;
         let mut statistics = self.statistics.finish();
-        statistics.commitlog_interval = commitlog_interval;
+        statistics.commitlog_interval = seal.commitlog_interval;
+        statistics.level = seal.level;
+        statistics.run_id = seal.run_id;
+        statistics.created_at = seal.created_at;
         statistics.data_size = self.data_size;
         let mut sections = Vec::new();
         let mut footer = Footer { file_id: self.file_id, ..Footer::default() };
