@@ -16,6 +16,12 @@ use talus_format::{DecoratedKey, GcTime, Timestamp, Token, TombstoneGcMode};
 pub trait RepairHistory: Send + Sync {
     /// The last repair time of the range holding `token`, if it was ever repaired.
     fn last_repair(&self, token: Token) -> Option<GcTime>;
+
+    /// The minimum over every token of its last repair time; `None` unless the whole ring was
+    /// repaired (R2.20: the range-wide gc_before of repair mode is known only then).
+    fn last_full_repair(&self) -> Option<GcTime> {
+        None
+    }
 }
 
 /// The overlap check of R2.17: the smallest timestamp of live data outside the compaction that
@@ -64,14 +70,21 @@ impl GcPolicy {
     /// `gc_before` for the partition (R2.14a), clamped by the commitlog barrier (R2.15) in every
     /// mode but `disabled`.
     pub fn gc_before(&self, key: &DecoratedKey) -> GcTime {
+        self.gc_before_with(|h| h.last_repair(key.token))
+    }
+
+    /// `gc_before` over the whole token range (R2.20, R2.28): the smallest any partition may get.
+    pub fn gc_before_range_wide(&self) -> GcTime {
+        self.gc_before_with(|h| h.last_full_repair())
+    }
+
+    fn gc_before_with(&self, last_repair: impl FnOnce(&dyn RepairHistory) -> Option<GcTime>) -> GcTime {
         let by_mode = match self.mode {
             TombstoneGcMode::Timeout => self.now.minus(self.gc_grace_seconds),
-            TombstoneGcMode::Repair { propagation_delay_seconds } => {
-                match self.repair_history.as_ref().and_then(|h| h.last_repair(key.token)) {
-                    Some(repaired) => repaired.minus(propagation_delay_seconds),
-                    None => GcTime::MIN,
-                }
-            }
+            TombstoneGcMode::Repair { propagation_delay_seconds } => match self.repair_history.as_deref().and_then(last_repair) {
+                Some(repaired) => repaired.minus(propagation_delay_seconds),
+                None => GcTime::MIN,
+            },
             TombstoneGcMode::Immediate => self.now,
             TombstoneGcMode::Disabled => return GcTime::MIN,
         };

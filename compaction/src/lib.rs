@@ -12,6 +12,7 @@ pub mod compactor;
 pub mod gc;
 pub mod merge;
 pub mod rt_merger;
+pub mod strategy;
 
 pub use compactor::{CompactedStream, CompactionStats, Compactor};
 pub use gc::{GcPolicy, OverlapCheck, RepairHistory};

@@ -31,6 +31,7 @@ use talus_format::sstable::BlockCache;
 use talus_format::{decode_mutation, encode_mutation, GcTime, Mutation, SchemaRef, TableId};
 
 use crate::block_cache::{BlockCacheStats, LruBlockCache};
+use crate::compaction_manager::CompactionManager;
 use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition};
 use crate::error::{io_error, Error, Result};
 use crate::flusher::{FlushControl, FlushReport};
@@ -38,6 +39,7 @@ use crate::fs::{create_dir_durable, DirLock, Fs, RealFs};
 use crate::manifest::Manifest;
 use crate::memtable::{Memtable, MemtableStats};
 use crate::options::EngineOptions;
+use crate::overlap::RepairTimes;
 use crate::query::{Query, QueryResult};
 use crate::sstable_set::{parse_sstable_file_name, remove_unnamed_files, Sstable, SSTABLE_DIR};
 
@@ -94,6 +96,12 @@ pub(crate) struct Table {
     pub(crate) sstables: ArcSwap<Vec<Arc<Sstable>>>,
     /// Serializes flushes of this table, so sstables are persisted in seal order.
     pub(crate) flush_lock: Mutex<()>,
+    /// Generations held by running compactions.
+    pub(crate) compacting: Mutex<BTreeSet<u64>>,
+    /// Inputs of finished compactions whose files are not deleted yet (R2.22).
+    pub(crate) compacted_undeleted: Mutex<Vec<Arc<Sstable>>>,
+    /// Repair times for `tombstone_gc = repair` (R2.14a).
+    pub(crate) repair: Arc<RepairTimes>,
 }
 
 impl Table {
@@ -105,6 +113,9 @@ impl Table {
             write_gate: RwLock::new(()),
             sstables: ArcSwap::from_pointee(sstables),
             flush_lock: Mutex::new(()),
+            compacting: Mutex::new(BTreeSet::new()),
+            compacted_undeleted: Mutex::new(Vec::new()),
+            repair: Arc::new(RepairTimes::default()),
         }
     }
 }
@@ -121,6 +132,7 @@ pub(crate) struct Inner {
     pub(crate) next_generation: AtomicU64,
     pub(crate) quarantined: Mutex<Vec<QuarantinedSstable>>,
     pub(crate) flush: Arc<FlushControl>,
+    pub(crate) compaction: Arc<CompactionManager>,
     report: OpenReport,
     _lock: Box<dyn DirLock>,
 }
@@ -140,6 +152,7 @@ impl std::fmt::Debug for Engine {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.flush.shut_down();
+        self.compaction.shut_down(false);
     }
 }
 
@@ -235,6 +248,7 @@ impl Engine {
             dir,
             sst_dir,
             flush: Arc::new(FlushControl::new(&options)),
+            compaction: Arc::new(CompactionManager::new(&options)),
             options,
             fs,
             tables: RwLock::new(tables),
@@ -249,6 +263,9 @@ impl Engine {
         let engine = Engine { inner: Arc::new(inner) };
         if engine.inner.options.background_flush {
             crate::flusher::start(&engine);
+        }
+        if engine.inner.options.background_compaction {
+            crate::compaction_manager::start(&engine);
         }
         Ok(engine)
     }

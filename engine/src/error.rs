@@ -79,6 +79,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A compaction cannot run as asked: an input is unknown, not eligible (staging, quarantined)
+    /// or already being compacted.
+    #[error("compaction of {table} refused: {reason}")]
+    CompactionRefused {
+        /// The table.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+    /// A compaction was abandoned (engine shutdown); its inputs are untouched and its partial
+    /// outputs removed.
+    #[error("compaction of {0} abandoned at shutdown")]
+    CompactionAbandoned(String),
     /// Invalid engine options.
     #[error("invalid options: {0}")]
     InvalidOptions(String),

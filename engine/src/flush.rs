@@ -27,6 +27,7 @@ pub struct SstableFile<'a> {
     fs: &'a dyn Fs,
     sst_dir: &'a Path,
     path: PathBuf,
+    generation: u64,
     /// `None` once finished (or failed in finish).
     writer: Option<SstableWriter<FileSink>>,
 }
@@ -37,7 +38,12 @@ impl<'a> SstableFile<'a> {
         let path = sst_dir.join(sstable_file_name(generation));
         let file = fs.open(&path, OpenMode::CreateNew).map_err(io_error(&path))?;
         let writer = SstableWriter::new(FileSink::new(file), generation, SstableWriterOptions::for_schema(schema), origin, schema.id);
-        Ok(SstableFile { fs, sst_dir, path, writer: Some(writer) })
+        Ok(SstableFile { fs, sst_dir, path, generation, writer: Some(writer) })
+    }
+
+    /// The generation being written.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Appends one fragment.

@@ -193,6 +193,7 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
         }
         report.generations.push(generation);
         report.bytes += written.size;
+        inner.compaction.note_flush(table.schema.id, written.size);
     }
     // Published before it leaves the sealed list: readers load the sealed list before the
     // sstables, so they see the data in one place or both.

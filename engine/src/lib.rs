@@ -5,6 +5,8 @@
 
 pub mod block_cache;
 pub mod commitlog;
+pub mod compaction_manager;
+pub mod compaction_task;
 pub mod engine;
 pub mod error;
 pub mod flush;
@@ -14,11 +16,14 @@ pub mod manifest;
 pub mod memtable;
 pub mod memtable_reader;
 pub mod options;
+pub mod overlap;
 pub mod query;
 pub mod read_path;
 pub mod sstable_set;
 pub mod sstable_source;
 
+pub use compaction_manager::{CompactionShutdown, CompactionStatus, CompactionTotals, RunningCompaction};
+pub use compaction_task::{CompactionOptions, CompactionReport};
 pub use engine::{Engine, OpenReport, QuarantinedSstable, WriteOptions};
 pub use error::{Error, Result};
 pub use flusher::FlushReport;
@@ -27,4 +32,5 @@ pub use memtable_reader::Slice;
 pub use options::EngineOptions;
 pub use query::scan_all;
 pub use query::{PagingState, PartitionRange, Query, QueryResult, QueryStats, ResultPartition, ResultRow};
+pub use talus_compaction as compaction;
 pub use talus_format as format;

@@ -20,6 +20,13 @@ pub struct EngineOptions {
     /// How long a writer waits at most when flushing has fallen a whole memory budget behind;
     /// after that it writes anyway (writers never fail for memory).
     pub write_stall_limit: Duration,
+    /// Whether background threads compact tables when their strategy finds work (after flushes
+    /// and compactions). Without it tables are compacted only on request (deterministic tests).
+    pub background_compaction: bool,
+    /// How many compactions may run at once (background and requested together; at least 1).
+    pub compaction_threads: usize,
+    /// Limit on the bytes compactions write per second, all together (`None`: unlimited).
+    pub compaction_throughput_bytes_per_sec: Option<u64>,
     /// The commitlog.
     pub commitlog: CommitlogOptions,
 }
@@ -32,6 +39,9 @@ impl Default for EngineOptions {
             block_cache_bytes: 64 << 20,
             background_flush: true,
             write_stall_limit: Duration::from_secs(2),
+            background_compaction: true,
+            compaction_threads: 1,
+            compaction_throughput_bytes_per_sec: None,
             commitlog: CommitlogOptions::default(),
         }
     }
@@ -42,6 +52,12 @@ impl EngineOptions {
     pub fn validate(&self) -> Result<()> {
         if self.memtable_total_limit == 0 || self.memtable_table_limit == 0 {
             return Err(Error::InvalidOptions("memtable limits must be above zero".into()));
+        }
+        if self.compaction_threads == 0 {
+            return Err(Error::InvalidOptions("compaction_threads must be at least 1".into()));
+        }
+        if self.compaction_throughput_bytes_per_sec == Some(0) {
+            return Err(Error::InvalidOptions("compaction throughput limit must be above zero (None: unlimited)".into()));
         }
         Ok(())
     }

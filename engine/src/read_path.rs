@@ -29,7 +29,7 @@ use crate::query::{execute, PartitionRange, Query, QueryResult, QueryStats};
 use crate::sstable_set::{corrupt, Sstable};
 
 /// The first failure of an sstable stream in this query.
-type Failure = Arc<Mutex<Option<(Arc<Sstable>, talus_format::Error)>>>;
+pub(crate) type Failure = Arc<Mutex<Option<(Arc<Sstable>, talus_format::Error)>>>;
 
 pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Result<QueryResult> {
     let active = table.memtable.load_full();
@@ -123,11 +123,7 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         ..QueryStats::default()
     };
     let result = execute(&table.schema, query, sources, stats);
-    if let Some((sstable, error)) = failure.lock().take() {
-        let error = corrupt(&sstable.path, error);
-        if matches!(error, Error::SstableCorrupt { .. }) {
-            engine.quarantine(table, sstable.generation, error.to_string());
-        }
+    if let Some(error) = settle_failure(engine, table, &failure) {
         return Err(error);
     }
     let mut result = result?;
@@ -160,8 +156,18 @@ fn clipped<'a>(
     }
 }
 
+/// The error of the first failed sstable stream, if any; a corrupt sstable is quarantined.
+pub(crate) fn settle_failure(engine: &Engine, table: &Table, failure: &Failure) -> Option<Error> {
+    let (sstable, error) = failure.lock().take()?;
+    let error = corrupt(&sstable.path, error);
+    if matches!(error, Error::SstableCorrupt { .. }) {
+        engine.quarantine(table, sstable.generation, error.to_string());
+    }
+    Some(error)
+}
+
 /// Records the first error of `sstable`'s stream so the query can quarantine it.
-fn guarded<'a>(sstable: Arc<Sstable>, stream: FragmentStream<'a>, failure: &Failure) -> FragmentStream<'a> {
+pub(crate) fn guarded<'a>(sstable: Arc<Sstable>, stream: FragmentStream<'a>, failure: &Failure) -> FragmentStream<'a> {
     let failure = failure.clone();
     Box::new(stream.map(move |item| {
         item.inspect_err(|e| {

@@ -53,6 +53,7 @@ impl Workload {
             },
             // Flushes happen where the workload says, so crash points enumerate deterministically.
             background_flush: false,
+            background_compaction: false,
             ..EngineOptions::default()
         }
     }

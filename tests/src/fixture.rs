@@ -12,6 +12,7 @@ pub fn test_options() -> EngineOptions {
     EngineOptions {
         commitlog: CommitlogOptions { segment_size: 1 << 20, ..CommitlogOptions::default() },
         background_flush: false,
+        background_compaction: false,
         ..EngineOptions::default()
     }
 }

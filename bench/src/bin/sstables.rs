@@ -1008,7 +1008,8 @@ fn markdown(r: &Report) -> String {
 /// Opens the engine in `dir` for the benchmark: no background flush, `Periodic` durability.
 fn open_engine(dir: &Path, cache_bytes: u64) -> Result<Engine, BoxError> {
     let commitlog = CommitlogOptions { durability: Durability::Periodic(Duration::from_millis(100)), ..CommitlogOptions::default() };
-    let options = EngineOptions { background_flush: false, block_cache_bytes: cache_bytes, commitlog, ..EngineOptions::default() };
+    let options =
+        EngineOptions { background_flush: false, background_compaction: false, block_cache_bytes: cache_bytes, commitlog, ..EngineOptions::default() };
     Ok(Engine::open(dir, options)?)
 }
 

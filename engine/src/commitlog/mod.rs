@@ -335,6 +335,30 @@ impl Commitlog {
         self.dispose_clean_segments()
     }
 
+    /// Seals the active segment (if it holds anything) so that new entries go to a new one, and
+    /// waits until the seal is durable; segments clean for every table are then disposed of
+    /// (R2.16 "rotate the commitlog").
+    pub fn rotate(&self) -> Result<()> {
+        let seq = {
+            let mut state = self.shared.state.lock();
+            if let Some(reason) = &state.failed {
+                return Err(Error::CommitlogFailed(reason.clone()));
+            }
+            let holds_entries = state.open.back().is_some_and(|s| !s.sealed && s.appended > SEGMENT_HEADER_LEN as u32);
+            if holds_entries {
+                roll(&mut state);
+            }
+            // A sync cycle writes every buffer, the seal included; a new sequence number makes
+            // the wait cover it.
+            state.appended_seq += 1;
+            state.sync_requested = true;
+            self.shared.work.notify_one();
+            state.appended_seq
+        };
+        self.wait_durable(seq)?;
+        self.dispose_clean_segments()
+    }
+
     /// The position the next entry will get at the earliest (everything before it is appended).
     pub fn current_position(&self) -> ReplayPosition {
         let state = self.shared.state.lock();
