@@ -149,7 +149,7 @@ fn parse_size(s: &str) -> Res<u64> {
 
 fn fmt_size(n: u64) -> String {
     for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
-        if n != 0 && n % (1 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1 << shift) {
             return format!("{}{unit}", n >> shift);
         }
     }
@@ -348,8 +348,7 @@ fn execute(command: &str, args: &[&str], ssts: &[SstableInfo], others: &[Sstable
         "tombstone" => {
             let ctx = parse_context(&mut args)?;
             args.finish()?;
-            let mut worth: Vec<u64> =
-                ssts.iter().filter(|s| tombstone::worth_dropping_tombstones(s, &ctx)).map(|s| s.generation).collect();
+            let mut worth: Vec<u64> = ssts.iter().filter(|s| tombstone::worth_dropping_tombstones(s, &ctx)).map(|s| s.generation).collect();
             worth.sort_unstable();
             vec![format!("worth {}", fmt_gens(&worth)), fmt_job(tombstone::pick(ssts, &ctx))]
         }

@@ -146,6 +146,8 @@ pub(crate) struct CompactionManager {
     state: Mutex<ManagerState>,
     work: Condvar,
     finished: Condvar,
+    /// Whether background workers exist to serve the queue.
+    background: bool,
     throughput: Option<(u64, Mutex<Instant>)>,
     totals: Mutex<CompactionTotals>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -157,14 +159,19 @@ impl CompactionManager {
             state: Mutex::new(ManagerState::default()),
             work: Condvar::new(),
             finished: Condvar::new(),
+            background: options.background_compaction,
             throughput: options.compaction_throughput_bytes_per_sec.map(|rate| (rate, Mutex::new(Instant::now()))),
             totals: Mutex::new(CompactionTotals::default()),
             threads: Mutex::new(Vec::new()),
         }
     }
 
-    /// Queues `table` for a background look (no-op if queued already).
+    /// Queues `table` for a background look (no-op if queued already, or without background
+    /// compaction).
     pub(crate) fn schedule(&self, table: TableId) {
+        if !self.background {
+            return;
+        }
         let mut state = self.state.lock();
         if !state.queue.contains(&table) {
             state.queue.push_back(table);

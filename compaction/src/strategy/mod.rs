@@ -25,8 +25,8 @@ pub mod size_tiered;
 pub mod time_window;
 pub mod tombstone;
 
-use talus_format::sstable::drop_time_histogram::DropTimeHistogram;
 use talus_format::schema::{CompactionCommon, CompactionStrategy};
+use talus_format::sstable::drop_time_histogram::DropTimeHistogram;
 use talus_format::{DecoratedKey, GcTime, Timestamp};
 
 /// What a picker knows about one sstable (from its statistics and the manifest).
