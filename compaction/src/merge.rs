@@ -111,6 +111,22 @@ impl<'a> MergedStream<'a> {
     }
 
     fn next_in_partition(&mut self) -> Result<Fragment> {
+        if let [only] = self.members[..] {
+            // One input holds the partition: rows, static rows and the end pass through
+            // unchanged (nothing to reconcile); range tombstone changes still go through the
+            // merger below, which drops the ones that change nothing.
+            let input = &mut self.inputs[only];
+            input.fill()?;
+            match input.head.take_if(|h| !matches!(h, Fragment::RangeTombstoneChange(_))) {
+                Some(Fragment::PartitionEnd) => {
+                    self.in_partition = false;
+                    self.members.clear();
+                    return Ok(Fragment::PartitionEnd);
+                }
+                Some(head) => return Ok(head),
+                None => {}
+            }
+        }
         loop {
             let mut min: Option<Position> = None;
             for &i in &self.members {

@@ -32,7 +32,7 @@ use talus_format::{decode_mutation, encode_mutation, GcTime, Mutation, SchemaRef
 
 use crate::block_cache::{BlockCacheStats, LruBlockCache};
 use crate::compaction_manager::CompactionManager;
-use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition};
+use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition, ReplayedTables};
 use crate::error::{io_error, Error, Result};
 use crate::flusher::{FlushControl, FlushReport};
 use crate::fs::{create_dir_durable, DirLock, Fs, RealFs};
@@ -214,7 +214,7 @@ impl Engine {
         let mut covered = 0u64;
         let log_dir = dir.join(COMMITLOG_DIR);
         let mut recovery = recover(&*fs, &log_dir, options.commitlog.corruption, |entry| {
-            let mut touched = Vec::new();
+            let mut tables_of_entry = ReplayedTables::default();
             let mutations =
                 decode_mutations_body(entry.body)?.into_iter().map(decode_mutation).collect::<talus_format::Result<Vec<_>>>()?;
             for mutation in &mutations {
@@ -223,17 +223,20 @@ impl Engine {
                 }
                 if flushed.get(&mutation.table).is_some_and(|f| entry.position < *f) {
                     covered += 1;
+                    if !tables_of_entry.already_flushed.contains(&mutation.table) {
+                        tables_of_entry.already_flushed.push(mutation.table);
+                    }
                     continue;
                 }
                 let Some(table) = tables.get(&mutation.table) else { continue };
                 let memtable = table.memtable.load();
                 memtable.apply(mutation);
-                if !touched.contains(&mutation.table) {
+                if !tables_of_entry.applied.contains(&mutation.table) {
                     memtable.record_position(entry.position);
-                    touched.push(mutation.table);
+                    tables_of_entry.applied.push(mutation.table);
                 }
             }
-            Ok(touched)
+            Ok(tables_of_entry)
         })?;
         report.entries_covered_by_sstables = covered;
         // Segment ids come from the clock; never let a new one fall at or below a truncation or a

@@ -39,7 +39,7 @@ use talus_format::{GcTime, TableId};
 
 use crate::error::{io_error, Error, Result};
 pub use position::{ReplayCoverage, ReplayPosition};
-pub use replay::{recover, CorruptionPolicy, RecoveryReport, ReplayedEntry};
+pub use replay::{recover, CorruptionPolicy, RecoveryReport, ReplayedEntry, ReplayedTables};
 pub use segment_file::SegmentName;
 use usage::SegmentUse;
 use watermark::DurableWatermark;
@@ -161,10 +161,15 @@ impl Commitlog {
         let mut segments = BTreeMap::new();
         for (&id, dirty) in &recovered.dirty {
             // The original first-append times are unknown: count the segment from the start of
-            // time, so no tombstone is purged while its data can still be replayed (R2.15).
+            // time, for the tables replayed from it and for those whose entries were skipped as
+            // already flushed, so no tombstone is purged while its data can still be replayed
+            // (R2.15).
             let mut usage = SegmentUse { closed: true, ..SegmentUse::default() };
             for (&table, &count) in dirty {
                 usage.dirty.insert(table, count);
+            }
+            let flushed = recovered.flushed.get(&id).into_iter().flatten();
+            for &table in dirty.keys().chain(flushed) {
                 usage.min_gc_time.insert(table, GcTime::MIN);
             }
             usage.first_append = Some(Instant::now());

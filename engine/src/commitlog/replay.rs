@@ -16,7 +16,7 @@
 //!
 //! Thread-safety: runs before the commitlog starts; single-threaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,6 +69,11 @@ pub struct RecoveryReport {
     pub empty_segments_removed: usize,
     /// Entries per table in each replayed segment: what stays dirty until flushed.
     pub dirty: BTreeMap<u64, BTreeMap<TableId, u64>>,
+    /// Tables with entries in each replayed segment that were skipped as already flushed. They
+    /// are clean, but the segment still holds their writes: while it lives, their tombstones
+    /// must not be purged (R2.15), or a compaction that drops the flushed sstables could let a
+    /// later replay bring the writes back.
+    pub flushed: BTreeMap<u64, BTreeSet<TableId>>,
     /// Recycled files available for reuse.
     pub recycled: Vec<u64>,
     /// The id the next new segment gets.
@@ -87,15 +92,24 @@ fn scan<'a>(dir: &Path, id: u64, bytes: &'a [u8], followed_by_records: bool, pol
     })
 }
 
+/// What the caller did with one replayed entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayedTables {
+    /// Tables the entry was applied to (their segments stay dirty until flushed).
+    pub applied: Vec<TableId>,
+    /// Tables whose part of the entry was skipped because an sstable already holds it.
+    pub already_flushed: Vec<TableId>,
+}
+
 /// Replays the commitlog in `dir`, calling `apply` with each entry in log order; `apply` returns
-/// the tables the entry touched (so their segments stay dirty) or an error, which fails the replay
+/// what it did with the entry's tables (see [`ReplayedTables`]) or an error, which fails the replay
 /// (a decoding error is reported as corruption at the entry's file and offset, or skipped and
 /// counted under `SkipAndCount`).
 pub fn recover(
     fs: &dyn Fs,
     dir: &Path,
     policy: CorruptionPolicy,
-    mut apply: impl FnMut(ReplayedEntry<'_>) -> Result<Vec<TableId>>,
+    mut apply: impl FnMut(ReplayedEntry<'_>) -> Result<ReplayedTables>,
 ) -> Result<RecoveryReport> {
     create_dir_durable(fs, dir).map_err(io_error(dir))?;
     let names = fs.list(dir).map_err(io_error(dir))?;
@@ -135,13 +149,15 @@ pub fn recover(
         }
         report.segments_replayed += 1;
         let dirty = report.dirty.entry(id).or_default();
+        let flushed = report.flushed.entry(id).or_default();
         for record in scan.records.iter().filter(|r| r.kind == RECORD_MUTATIONS) {
             let position = ReplayPosition { segment: id, offset: record.offset };
             match apply(ReplayedEntry { position, body: record.body }) {
                 Ok(tables) => {
-                    for table in tables {
+                    for table in tables.applied {
                         *dirty.entry(table).or_default() += 1;
                     }
+                    flushed.extend(tables.already_flushed);
                 }
                 Err(Error::Format(_)) if policy == CorruptionPolicy::SkipAndCount => report.undecodable_entries_skipped += 1,
                 Err(Error::Format(e)) => return Err(corrupt_error(dir, id, u64::from(record.offset), format!("undecodable entry: {e}"))),
