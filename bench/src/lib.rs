@@ -1,7 +1,10 @@
 //! `talus-bench`: benchmarks of Talus. The criterion benches in `benches/` cover the hot loops;
 //! the macro harness against peers arrives with the benchmark issue.
 //!
-//! This library holds the workload setup shared by the benches.
+//! This library holds the workload setup and the measurement helpers shared by the benches.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 
@@ -54,4 +57,132 @@ impl Latency {
         let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
         Latency { p50_us: at(0.5), p90_us: at(0.9), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
     }
+}
+
+/// Errors that may cross a thread boundary.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Bytes per MB in the reported rates.
+pub const MB: f64 = 1e6;
+
+/// Other processes keeping more cores than this busy during a measurement are called out.
+pub const CONTENTION_CORES: f64 = 0.2;
+
+/// SplitMix64: a small deterministic generator for keys and values.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0), with a negligible bias.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// The value of row `i`: the first half random (printable), the rest a repeat of it, so zstd has
+/// something to do.
+pub fn value(i: u64, size: usize) -> Vec<u8> {
+    let mut rng = SplitMix(i ^ 0x5EED);
+    let half = size.div_ceil(2);
+    let mut v: Vec<u8> = (0..half).map(|_| b' ' + (rng.next_u64() % 95) as u8).collect();
+    while v.len() < size {
+        let take = (size - v.len()).min(half);
+        v.extend_from_within(..take);
+    }
+    v
+}
+
+/// The workspace's target directory (`$CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target"))
+}
+
+/// CPU time of the whole machine and of this process, in clock ticks (100 per second on Linux).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTicks {
+    /// Ticks any CPU spent on user, nice, system, irq and softirq work.
+    busy: u64,
+    /// Ticks this process spent (user + system, all threads).
+    own: u64,
+    /// When.
+    at: Instant,
+}
+
+/// The CPU time now, from `/proc`; `None` where it is not there.
+pub fn cpu_ticks() -> Option<CpuTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = fields.first()? + fields.get(1)? + fields.get(2)? + fields.get(5)? + fields.get(6)?;
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let own: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| own.get(i)?.parse::<u64>().ok();
+    Some(CpuTicks { busy, own: ticks(11)? + ticks(12)?, at: Instant::now() })
+}
+
+/// Cores that other processes kept busy, on average, since `before`.
+pub fn other_cores(before: Option<CpuTicks>) -> Option<f64> {
+    let (before, after) = (before?, cpu_ticks()?);
+    let seconds = after.at.duration_since(before.at).as_secs_f64();
+    let others = (after.busy - before.busy).saturating_sub(after.own - before.own);
+    (seconds > 0.0).then(|| others as f64 / 100.0 / seconds)
+}
+
+/// A note for a progress line when other processes used the CPU during a measurement.
+pub fn contention(other_cores: Option<f64>) -> String {
+    match other_cores {
+        Some(c) if c > CONTENTION_CORES => format!(" [other processes busy on {c:.2} cores meanwhile]"),
+        _ => String::new(),
+    }
+}
+
+/// A mark after a result measured while other processes used the CPU.
+pub fn mark(other_cores: Option<f64>) -> &'static str {
+    if other_cores.is_some_and(|c| c > CONTENTION_CORES) {
+        " ‡"
+    } else {
+        ""
+    }
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// A rate with thousands separators.
+pub fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Runs `pass` (which returns the bytes it processed) until at least `min` elapsed; returns MB/s
+/// and the mean seconds per pass.
+pub fn timed_passes(min: Duration, mut pass: impl FnMut() -> Result<u64, BoxError>) -> Result<(f64, f64), BoxError> {
+    let start = Instant::now();
+    let (mut bytes, mut passes) = (0u64, 0u32);
+    while passes == 0 || start.elapsed() < min {
+        bytes += pass()?;
+        passes += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((bytes as f64 / MB / seconds, seconds / f64::from(passes)))
 }

@@ -36,7 +36,6 @@
 //!
 //! Run: `cargo run --release -p talus-bench --bin sstables -- [--partitions N] [--value-size B] [--reads N] [--dir PATH] [--json PATH]`.
 
-use std::error::Error;
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::io::Write;
@@ -56,17 +55,13 @@ use talus::fs::RealFs;
 use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
-use talus_bench::{key, kv_schema, Latency};
+use talus_bench::{
+    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, BoxError, Latency,
+    SplitMix, CONTENTION_CORES, MB,
+};
 
-/// Errors that may cross a thread boundary.
-type BoxError = Box<dyn Error + Send + Sync>;
-
-/// Bytes per MB in the reported rates.
-const MB: f64 = 1e6;
 /// Chunk size of the sequential-write baseline.
 const CHUNK: usize = 1 << 20;
-/// Other processes keeping more cores than this busy during a measurement are called out.
-const CONTENTION_CORES: f64 = 0.2;
 
 /// Flush, point-read and scan throughput of sstables, against the machine's write and zstd limits.
 #[derive(Debug, Parser)]
@@ -113,36 +108,6 @@ macro_rules! warning {
     }};
 }
 
-/// SplitMix64: a small deterministic generator for keys and values.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), with a negligible bias.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-/// The value of row `i`: the first half random (printable), the rest a repeat of it.
-fn value(i: u64, size: usize) -> Vec<u8> {
-    let mut rng = SplitMix(i ^ 0x5EED);
-    let half = size.div_ceil(2);
-    let mut v: Vec<u8> = (0..half).map(|_| b' ' + (rng.next() % 95) as u8).collect();
-    while v.len() < size {
-        let take = (size - v.len()).min(half);
-        v.extend_from_within(..take);
-    }
-    v
-}
-
 /// Nanoseconds of `d`, saturating.
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -167,7 +132,7 @@ struct SeqWrite {
 fn seq_write(dir: &Path, bytes: u64, phase: &'static str) -> std::io::Result<SeqWrite> {
     let path = dir.join("seq-write.dat");
     let mut rng = SplitMix(7);
-    let chunk: Vec<u8> = (0..CHUNK).map(|_| rng.next() as u8).collect();
+    let chunk: Vec<u8> = (0..CHUNK).map(|_| rng.next_u64() as u8).collect();
     let start = Instant::now();
     let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
     let mut left = bytes;
@@ -278,19 +243,6 @@ fn load_blocks(path: &Path, generation: u64) -> Result<Blocks, BoxError> {
         layout.index_entry_in_memory
     );
     Ok(Blocks { file_id: reader.file_id(), handles, stored, content, layout })
-}
-
-/// Runs `pass` (which returns the bytes it processed) until at least `min` elapsed; returns MB/s
-/// and the mean seconds per pass.
-fn timed_passes(min: Duration, mut pass: impl FnMut() -> Result<u64, BoxError>) -> Result<(f64, f64), BoxError> {
-    let start = Instant::now();
-    let (mut bytes, mut passes) = (0u64, 0u32);
-    while passes == 0 || start.elapsed() < min {
-        bytes += pass()?;
-        passes += 1;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok((bytes as f64 / MB / seconds, seconds / f64::from(passes)))
 }
 
 /// zstd speeds at one level over the sstable's blocks; rates are of uncompressed bytes.
@@ -460,50 +412,6 @@ fn parallel_decompress(blocks: &Blocks, level: i32, threads: usize, min: Duratio
     let bytes: u64 = results.iter().map(|r| r.0).sum();
     let finished = results.iter().map(|r| r.1).max().unwrap_or(began);
     Ok(bytes as f64 / MB / finished.duration_since(began).as_secs_f64())
-}
-
-/// CPU time of the whole machine and of this process, in clock ticks (100 per second on Linux).
-#[derive(Debug, Clone, Copy)]
-struct CpuTicks {
-    /// Ticks any CPU spent on user, nice, system, irq and softirq work.
-    busy: u64,
-    /// Ticks this process spent (user + system, all threads).
-    own: u64,
-    /// When.
-    at: Instant,
-}
-
-/// The CPU time now, from `/proc`; `None` where it is not there.
-fn cpu_ticks() -> Option<CpuTicks> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal ...
-    let busy = fields.first()? + fields.get(1)? + fields.get(2)? + fields.get(5)? + fields.get(6)?;
-    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let own: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| own.get(i)?.parse::<u64>().ok();
-    Some(CpuTicks { busy, own: ticks(11)? + ticks(12)?, at: Instant::now() })
-}
-
-/// Cores that other processes kept busy, on average, since `before`.
-fn other_cores(before: Option<CpuTicks>) -> Option<f64> {
-    let (before, after) = (before?, cpu_ticks()?);
-    let seconds = after.at.duration_since(before.at).as_secs_f64();
-    let others = (after.busy - before.busy).saturating_sub(after.own - before.own);
-    (seconds > 0.0).then(|| others as f64 / 100.0 / seconds)
-}
-
-/// A note for a progress line when other processes used the CPU during a measurement.
-fn contention(other_cores: Option<f64>) -> String {
-    match other_cores {
-        Some(c) if c > CONTENTION_CORES => format!(" [other processes busy on {c:.2} cores meanwhile]"),
-        _ => String::new(),
-    }
-}
-
-/// The 1-minute load average.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Loading the memtable.
@@ -841,35 +749,6 @@ struct BlockCacheReport {
     evictions: u64,
 }
 
-/// The workspace's target directory (`$CARGO_TARGET_DIR` or `target/`).
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target"))
-}
-
-/// A rate with thousands separators.
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A mark after a result measured while other processes used the CPU.
-fn mark(other_cores: Option<f64>) -> &'static str {
-    if other_cores.is_some_and(|c| c > CONTENTION_CORES) {
-        " ‡"
-    } else {
-        ""
-    }
-}
-
 /// The markdown table of the report.
 fn markdown(r: &Report) -> String {
     let m = &r.machine;
@@ -1008,8 +887,13 @@ fn markdown(r: &Report) -> String {
 /// Opens the engine in `dir` for the benchmark: no background flush, `Periodic` durability.
 fn open_engine(dir: &Path, cache_bytes: u64) -> Result<Engine, BoxError> {
     let commitlog = CommitlogOptions { durability: Durability::Periodic(Duration::from_millis(100)), ..CommitlogOptions::default() };
-    let options =
-        EngineOptions { background_flush: false, background_compaction: false, block_cache_bytes: cache_bytes, commitlog, ..EngineOptions::default() };
+    let options = EngineOptions {
+        background_flush: false,
+        background_compaction: false,
+        block_cache_bytes: cache_bytes,
+        commitlog,
+        ..EngineOptions::default()
+    };
     Ok(Engine::open(dir, options)?)
 }
 
