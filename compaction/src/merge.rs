@@ -43,6 +43,8 @@ pub struct MergedStream<'a> {
     in_partition: bool,
     rt: RangeTombstoneChangeMerger,
     finished: bool,
+    /// Scratch: each member's head position, computed once per step.
+    heads: Vec<(usize, Position)>,
 }
 
 impl<'a> MergedStream<'a> {
@@ -55,6 +57,7 @@ impl<'a> MergedStream<'a> {
             in_partition: false,
             rt: RangeTombstoneChangeMerger::new(n),
             finished: false,
+            heads: Vec::with_capacity(n),
         }
     }
 
@@ -128,26 +131,27 @@ impl<'a> MergedStream<'a> {
             }
         }
         loop {
-            let mut min: Option<Position> = None;
+            let mut heads = std::mem::take(&mut self.heads);
+            heads.clear();
             for &i in &self.members {
                 let input = &mut self.inputs[i];
                 input.fill()?;
                 let Some(head) = &input.head else {
                     return Err(Error::InvalidStream(format!("merge input {i} ended inside a partition")));
                 };
-                let pos = head.position();
-                if min.as_ref().is_none_or(|m| pos < *m) {
-                    min = Some(pos);
-                }
+                heads.push((i, head.position()));
             }
-            let Some(min) = min else {
+            let Some(min) = heads.iter().map(|(_, p)| p).min().cloned() else {
                 return Err(Error::InvalidStream("merge: partition without inputs".into()));
             };
-            let at_min: Vec<usize> =
-                self.members.iter().copied().filter(|&i| self.inputs[i].head.as_ref().is_some_and(|h| h.position() == min)).collect();
             let mut merged: Option<Fragment> = None;
-            for i in at_min {
+            for (i, pos) in &heads {
+                if *pos != min {
+                    continue;
+                }
+                let i = *i;
                 // A range tombstone change may repeat its position: take all of them (R1.36).
+                let mut drained = false;
                 while let Some(Fragment::RangeTombstoneChange(change)) = &self.inputs[i].head {
                     if change.position != min {
                         break;
@@ -155,8 +159,10 @@ impl<'a> MergedStream<'a> {
                     self.rt.apply(i, change.tombstone);
                     self.inputs[i].head = None;
                     self.inputs[i].fill()?;
+                    drained = true;
                 }
-                let Some(head) = self.inputs[i].head.take_if(|h| h.position() == min) else { continue };
+                let head = if drained { self.inputs[i].head.take_if(|h| h.position() == min) } else { self.inputs[i].head.take() };
+                let Some(head) = head else { continue };
                 merged = Some(match (merged, head) {
                     (None, f) => f,
                     (Some(Fragment::Row { key, mut row }), Fragment::Row { row: other, .. }) => {
@@ -173,6 +179,7 @@ impl<'a> MergedStream<'a> {
                     }
                 });
             }
+            self.heads = heads;
             match merged {
                 Some(Fragment::PartitionEnd) => {
                     // Only when every member is at its end is PartitionEnd the minimum.

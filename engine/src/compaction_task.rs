@@ -207,7 +207,7 @@ pub(crate) fn run(
     let interval = merged_interval(&inputs);
     let counters = Arc::new(ReadCounters::default());
     let failure: Failure = Arc::new(Mutex::new(None));
-    let plan = Arc::new(ReadPlan::full());
+    let plan = Arc::new(ReadPlan { fill_cache: false, ..ReadPlan::full() });
     let streams: Vec<FragmentStream<'_>> = readers
         .iter()
         .map(|s| {

@@ -95,7 +95,7 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
             push_partition_tombstone(&mut covering, entry.tombstone);
             covering.extend(entry.range_tombstones.iter().cloned());
         }
-        let plan = Arc::new(ReadPlan { ranges: part_slice.ranges.clone(), static_row: part_slice.static_row, covering });
+        let plan = Arc::new(ReadPlan { ranges: part_slice.ranges.clone(), static_row: part_slice.static_row, covering, fill_cache: true });
         for (sstable, index) in found {
             sstables_read += 1;
             let stream = sstable.reader.stream_partition(index, plan.clone(), counters.clone());
@@ -103,7 +103,7 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         }
     }
     if !matches!(query.partitions, PartitionRange::Single(_)) {
-        let plan = Arc::new(ReadPlan { ranges: slice.ranges.clone(), static_row: slice.static_row, covering: Vec::new() });
+        let plan = Arc::new(ReadPlan { ranges: slice.ranges.clone(), static_row: slice.static_row, covering: Vec::new(), fill_cache: true });
         let bounds = (bound_ref(&bounds.0), bound_ref(&bounds.1));
         for sstable in sstables.iter() {
             let range = sstable.reader.range(bounds);

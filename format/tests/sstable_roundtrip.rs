@@ -166,7 +166,7 @@ proptest! {
     ) {
         let reader = open(&write(&fragments, block_size, Compression::None));
         let counters = Arc::new(ReadCounters::default());
-        let plan = Arc::new(ReadPlan { ranges: ranges.clone(), static_row, covering: Vec::new() });
+        let plan = Arc::new(ReadPlan { ranges: ranges.clone(), static_row, covering: Vec::new(), fill_cache: true });
         let read = collect(ClippedStream::new(reader.stream(0..reader.partitions().len(), plan, counters), ranges.clone(), static_row));
         let expected = collect(ClippedStream::new(fragments.into_iter().map(Ok), ranges, static_row));
         prop_assert_eq!(read, expected);

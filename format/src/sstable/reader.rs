@@ -56,12 +56,20 @@ pub struct ReadPlan {
     pub static_row: bool,
     /// Tombstones known (from other sources too) to cover parts of the partition.
     pub covering: Vec<RangeTombstone>,
+    /// Whether blocks read from the file enter the block cache (a compaction reads each block
+    /// once and would only evict what reads need).
+    pub fill_cache: bool,
 }
 
 impl ReadPlan {
     /// Everything, nothing known to be shadowed.
     pub fn full() -> ReadPlan {
-        ReadPlan { ranges: vec![(Position::before_all_rows(), Position::after_all_rows())], static_row: true, covering: Vec::new() }
+        ReadPlan {
+            ranges: vec![(Position::before_all_rows(), Position::after_all_rows())],
+            static_row: true,
+            covering: Vec::new(),
+            fill_cache: true,
+        }
     }
 
     /// Whether a block whose clustering fragments span `first..=last` with highest timestamp
@@ -245,6 +253,11 @@ impl SstableReader {
 
     /// The verified content of the block at `handle`.
     pub fn block(&self, handle: BlockHandle, counters: &ReadCounters) -> Result<Bytes> {
+        self.block_filling(handle, counters, true)
+    }
+
+    /// [`SstableReader::block`]; a block read from the file enters the cache only if `fill_cache`.
+    fn block_filling(&self, handle: BlockHandle, counters: &ReadCounters, fill_cache: bool) -> Result<Bytes> {
         counters.blocks_read.fetch_add(1, Ordering::Relaxed);
         if let Some(content) = self.cache.as_ref().and_then(|c| c.get(self.footer.file_id, handle.offset)) {
             counters.block_cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +272,7 @@ impl SstableReader {
         }
         let bytes = read(&*self.source, handle.offset, handle.len as usize + BLOCK_TRAILER_LEN)?;
         let content = read_block(&bytes, handle, self.footer.file_id)?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| fill_cache) {
             cache.insert(self.footer.file_id, handle.offset, content.clone());
         }
         Ok(content)
@@ -333,7 +346,7 @@ impl SstableStream {
                 return Ok(content.clone());
             }
         }
-        let content = self.reader.block(handle, &self.counters)?;
+        let content = self.reader.block_filling(handle, &self.counters, self.plan.fill_cache)?;
         self.last_block = Some((handle.offset, content.clone()));
         Ok(content)
     }
