@@ -160,11 +160,7 @@ pub(crate) fn gc_policy(engine: &Engine, table: &Table, options: CompactionOptio
         gc_grace_seconds: o.gc_grace_seconds,
         now: options.now.unwrap_or_else(GcTime::now),
         repair_history: Some(table.repair.clone()),
-        commitlog_min_gc_time: if options.only_existing_data {
-            GcTime::MAX
-        } else {
-            engine.inner.commitlog.min_gc_time(table.schema.id)
-        },
+        commitlog_min_gc_time: if options.only_existing_data { GcTime::MAX } else { engine.inner.commitlog.min_gc_time(table.schema.id) },
         overlap: None,
     }
 }
@@ -273,10 +269,10 @@ fn claim<'a>(table: &'a Table, generations: &[u64]) -> Result<(Claim<'a>, Vec<Ar
 /// The smallest interval holding every input's (R2.6, R3.13): replay keeps skipping what the
 /// inputs covered.
 fn merged_interval(inputs: &[Arc<Sstable>]) -> Option<CommitlogInterval> {
-    inputs.iter().filter_map(|s| s.reader.statistics().commitlog_interval).reduce(|a, b| CommitlogInterval {
-        start: a.start.min(b.start),
-        end: a.end.max(b.end),
-    })
+    inputs
+        .iter()
+        .filter_map(|s| s.reader.statistics().commitlog_interval)
+        .reduce(|a, b| CommitlogInterval { start: a.start.min(b.start), end: a.end.max(b.end) })
 }
 
 /// Writes the compacted stream into output files cut at the job's size; returns them opened.
@@ -345,7 +341,8 @@ fn write_outputs(
 
 fn seal(out: SstableFile<'_>, job: &CompactionJob, interval: Option<CommitlogInterval>, run_id: Option<u64>) -> Result<u64> {
     let generation = out.generation();
-    let seal = SstableSeal { commitlog_interval: interval, level: job.output_level, run_id: run_id.unwrap_or(0), created_at: GcTime::now() };
+    let seal =
+        SstableSeal { commitlog_interval: interval, level: job.output_level, run_id: run_id.unwrap_or(0), created_at: GcTime::now() };
     out.finish(seal)?;
     Ok(generation)
 }

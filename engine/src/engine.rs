@@ -31,8 +31,8 @@ use talus_format::sstable::BlockCache;
 use talus_format::{decode_mutation, encode_mutation, GcTime, Mutation, SchemaRef, TableId};
 
 use crate::block_cache::{BlockCacheStats, LruBlockCache};
-use crate::compaction_manager::CompactionManager;
 use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition, ReplayedTables};
+use crate::compaction_manager::CompactionManager;
 use crate::error::{io_error, Error, Result};
 use crate::flusher::{FlushControl, FlushReport};
 use crate::fs::{create_dir_durable, DirLock, Fs, RealFs};

@@ -168,11 +168,15 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
         let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
         let interval = coverage.min.map(|start| CommitlogInterval { start, end: sealed.cut });
         let fs = &*inner.fs;
-        let written =
-            write_sstable(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, memtable_fragments(memtable), SstableSeal {
-                commitlog_interval: interval,
-                ..SstableSeal::at(GcTime::now())
-            })?;
+        let written = write_sstable(
+            fs,
+            &inner.sst_dir,
+            generation,
+            &table.schema,
+            SstableOrigin::Flush,
+            memtable_fragments(memtable),
+            SstableSeal { commitlog_interval: interval, ..SstableSeal::at(GcTime::now()) },
+        )?;
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
         let opened = Sstable::open(fs, &inner.sst_dir, generation, table.schema.id, SstableState::Normal, Some(cache));
         let published = opened.and_then(|sstable| {

@@ -103,7 +103,8 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         }
     }
     if !matches!(query.partitions, PartitionRange::Single(_)) {
-        let plan = Arc::new(ReadPlan { ranges: slice.ranges.clone(), static_row: slice.static_row, covering: Vec::new(), fill_cache: true });
+        let plan =
+            Arc::new(ReadPlan { ranges: slice.ranges.clone(), static_row: slice.static_row, covering: Vec::new(), fill_cache: true });
         let bounds = (bound_ref(&bounds.0), bound_ref(&bounds.1));
         for sstable in sstables.iter() {
             let range = sstable.reader.range(bounds);

@@ -22,7 +22,7 @@ use talus_format::sstable::reader::SstableReader;
 use talus_format::sstable::statistics::{SstableOrigin, Statistics};
 use talus_format::sstable::verify::{verify, verify_source, VerifyReport};
 use talus_format::sstable::writer::{SstableSeal, SstableWriter, SstableWriterOptions};
-use talus_format::{GcTime, Cell, ColumnId, Fragment, PartitionKey, Row, RowMarker, RowTombstone, TableId, Timestamp, Tombstone};
+use talus_format::{Cell, ColumnId, Fragment, GcTime, PartitionKey, Row, RowMarker, RowTombstone, TableId, Timestamp, Tombstone};
 
 const FILE_ID: u64 = 11;
 
