@@ -50,77 +50,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+#[macro_use]
+mod casefile;
 
+use std::collections::BTreeMap;
+
+use casefile::Case;
 use talus_compaction::strategy::{self, expired, tombstone, CompactionJob, PickContext, SstableInfo};
 use talus_format::schema::{CompactionCommon, CompactionStrategy};
 use talus_format::sstable::drop_time_histogram::DropTimeHistogram;
 use talus_format::{DecoratedKey, GcTime, PartitionKey, Timestamp, Value};
 
 type Res<T> = Result<T, String>;
-
-struct Case {
-    line: usize,
-    header: Vec<String>,
-    command: String,
-    input: Vec<String>,
-    expected: Vec<String>,
-}
-
-fn parse_file(text: &str) -> Vec<Case> {
-    let mut cases = Vec::new();
-    let mut lines = text.lines().enumerate().peekable();
-    let mut header = Vec::new();
-    while let Some((n, line)) = lines.next() {
-        if line.trim().is_empty() {
-            if !header.is_empty() {
-                header.push(String::new());
-            }
-            continue;
-        }
-        if line.starts_with('#') {
-            header.push(line.to_string());
-            continue;
-        }
-        let mut case =
-            Case { line: n + 1, header: std::mem::take(&mut header), command: line.to_string(), input: vec![], expected: vec![] };
-        for (_, l) in lines.by_ref() {
-            if l == "----" {
-                break;
-            }
-            case.input.push(l.to_string());
-        }
-        while let Some((_, l)) = lines.peek() {
-            if l.trim().is_empty() {
-                break;
-            }
-            case.expected.push(l.to_string());
-            lines.next();
-        }
-        cases.push(case);
-    }
-    cases
-}
-
-fn render(cases: &[Case], outputs: &[Vec<String>]) -> String {
-    let mut s = String::new();
-    for (i, (case, out)) in cases.iter().zip(outputs).enumerate() {
-        if i > 0 {
-            s.push('\n');
-        }
-        for l in case.header.iter().chain([&case.command]).chain(&case.input) {
-            s.push_str(l);
-            s.push('\n');
-        }
-        s.push_str("----\n");
-        for l in out {
-            s.push_str(l);
-            s.push('\n');
-        }
-    }
-    s
-}
 
 /// The 26 keys the letters stand for, in ring order.
 fn keys() -> Vec<DecoratedKey> {
@@ -396,59 +337,8 @@ fn run_case(case: &Case, keys: &[DecoratedKey]) -> Vec<String> {
     result.unwrap_or_else(|e| vec![format!("error: {e}")])
 }
 
-fn run_file(name: &str) {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "pick", name].iter().collect();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let cases = parse_file(&text);
-    assert!(!cases.is_empty(), "{name}: no cases");
-    let keys = keys();
-    let outputs: Vec<Vec<String>> = cases.iter().map(|c| run_case(c, &keys)).collect();
-    if std::env::var_os("TALUS_REWRITE").is_some_and(|v| v == "1") {
-        std::fs::write(&path, render(&cases, &outputs)).unwrap();
-        return;
-    }
-    let mut failures = Vec::new();
-    for (case, actual) in cases.iter().zip(&outputs) {
-        if *actual != case.expected {
-            failures.push(format!(
-                "{name}:{}: {}\n{}\n{}\n--- expected\n{}\n--- actual\n{}\n",
-                case.line,
-                case.header.iter().rev().find(|l| !l.is_empty()).map_or("(no header)", String::as_str),
-                case.command,
-                case.input.join("\n"),
-                case.expected.join("\n"),
-                actual.join("\n"),
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n"));
-}
-
-macro_rules! case_files {
-    ($($test:ident => $file:literal,)*) => {
-        $(
-            #[test]
-            fn $test() {
-                run_file($file);
-            }
-        )*
-
-        #[test]
-        fn every_case_file_is_listed() {
-            let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "pick"].iter().collect();
-            let mut found: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            found.sort();
-            let mut listed = vec![$($file.to_string()),*];
-            listed.sort();
-            assert_eq!(found, listed, "case files in {} and the list in pick.rs differ", dir.display());
-        }
-    };
-}
-
 case_files! {
+    "pick", |c: &Case| run_case(c, &keys());
     size_tiered => "size_tiered.txt",
     leveled => "leveled.txt",
     time_window => "time_window.txt",
