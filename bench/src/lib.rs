@@ -186,3 +186,13 @@ pub fn timed_passes(min: Duration, mut pass: impl FnMut() -> Result<u64, BoxErro
     let seconds = start.elapsed().as_secs_f64();
     Ok((bytes as f64 / MB / seconds, seconds / f64::from(passes)))
 }
+
+/// A warning of a benchmark: printed on stderr and pushed onto `$warnings` for the report.
+#[macro_export]
+macro_rules! warning {
+    ($warnings:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        eprintln!("WARNING: {line}");
+        $warnings.push(line);
+    }};
+}

@@ -61,8 +61,8 @@ use talus::sstable_set::{parse_sstable_file_name, sstable_file_name, SSTABLE_DIR
 use talus::sstable_source::open_sstable_source;
 use talus::{CompactionOptions, CompactionReport, CompactionTotals, Engine, EngineOptions};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, BoxError, SplitMix,
-    CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, warning, BoxError,
+    SplitMix, CONTENTION_CORES, MB,
 };
 
 /// Approximate uncompressed data bytes of one row besides its value (lengths, timestamp; the key
@@ -172,15 +172,6 @@ impl Sizes {
 /// A progress line on stderr.
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[compaction] {}", format_args!($($arg)*)) };
-}
-
-/// A warning: on stderr and kept for the report.
-macro_rules! warning {
-    ($warnings:expr, $($arg:tt)*) => {{
-        let line = format!($($arg)*);
-        eprintln!("WARNING: {line}");
-        $warnings.push(line);
-    }};
 }
 
 /// The key-value table with `compaction` as its strategy.

@@ -56,8 +56,8 @@ use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, BoxError, Latency,
-    SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, warning, BoxError,
+    Latency, SplitMix, CONTENTION_CORES, MB,
 };
 
 /// Chunk size of the sequential-write baseline.
@@ -97,15 +97,6 @@ struct Args {
 /// A progress line on stderr.
 macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[sstables] {}", format_args!($($arg)*)) };
-}
-
-/// A warning: on stderr and kept for the report.
-macro_rules! warning {
-    ($warnings:expr, $($arg:tt)*) => {{
-        let line = format!($($arg)*);
-        eprintln!("WARNING: {line}");
-        $warnings.push(line);
-    }};
 }
 
 /// Nanoseconds of `d`, saturating.
