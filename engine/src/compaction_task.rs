@@ -325,6 +325,15 @@ fn write_outputs(
         if let Some(out) = current.take() {
             finished.push(seal(out, job, interval, run_id)?);
         }
+        if finished.is_empty() && interval.is_some() {
+            // Nothing survived, but the inputs' commitlog interval must: replay skips a table's
+            // entries up to the end of its newest flushed interval (R3.12), and without it would
+            // re-apply writes whose tombstone this compaction purged. An sstable without data
+            // carries it.
+            let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
+            let out = SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Compaction)?;
+            finished.push(seal(out, job, interval, Some(generation))?);
+        }
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
         finished
             .iter()

@@ -10,6 +10,13 @@
 //! memtable), then the compacted-but-undeleted inputs of finished compactions (R2.22; a
 //! compaction adds its inputs there before it retires them).
 //!
+//! Shadowable row tombstones (R1.20) are held to a stricter rule than R2.17's "min live row
+//! marker timestamp": a purge drops the data the tombstone covers in the same pass (R2.19), but a
+//! newer live marker in another source may have cancelled the tombstone, making that data
+//! visible; and marker-less cells elsewhere are not counted by marker timestamps at all. So any
+//! other source that may hold the partition blocks the purge of a shadowable tombstone (both
+//! cases were found by the model test: `model_regressions.rs`).
+//!
 //! Thread-safety: both types are `Send + Sync`; [`RepairTimes`] is read by compactions while the
 //! embedding node records repairs.
 
@@ -97,9 +104,14 @@ impl TableOverlap {
     }
 
     fn memtable(&self, memtable: &Memtable, key: &DecoratedKey, shadowable: bool, ts: &mut Timestamp) {
-        let stats = memtable.stats();
+        if shadowable {
+            if memtable.partition(key).is_some() {
+                *ts = Timestamp::MIN;
+            }
+            return;
+        }
+        let min = memtable.stats().min_live_timestamp;
         // R2.17 step 3: live data only (dead data coming back is harmless, Scylla #20423).
-        let min = if shadowable { stats.min_live_row_marker_timestamp } else { stats.min_live_timestamp };
         if min < *ts && min <= self.inputs_max_timestamp && memtable.partition(key).is_some() {
             *ts = min;
         }
@@ -110,9 +122,13 @@ impl TableOverlap {
 /// the partition (key range, then bloom filter).
 fn sstable_bound(sstable: &Sstable, key: &DecoratedKey, shadowable: bool, ts: &mut Timestamp) {
     let stats = sstable.reader.statistics();
-    let min = if shadowable { stats.min_live_row_marker_timestamp } else { stats.min_live_timestamp };
-    if min < *ts && stats.may_contain_key(key) && sstable.reader.filter_admits(key) {
-        *ts = min;
+    let may_hold = |s: &Sstable| s.reader.statistics().may_contain_key(key) && s.reader.filter_admits(key);
+    if shadowable {
+        if may_hold(sstable) {
+            *ts = Timestamp::MIN;
+        }
+    } else if stats.min_live_timestamp < *ts && may_hold(sstable) {
+        *ts = stats.min_live_timestamp;
     }
 }
 

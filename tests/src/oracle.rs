@@ -266,6 +266,41 @@ impl Oracle {
     }
 }
 
+impl Oracle {
+    /// The newest timestamp among the writes a compaction at `now` with `gc_before` may forget
+    /// (R2.8, R2.12): deletions of every level with `time < gc_before`, and expiring values and
+    /// markers that expired by `now` and were written before `gc_before`. `None` when there is
+    /// none. This does not say what a compaction does (that is the engine's business): a test
+    /// uses it as an upper bound, so that later writes it compares never hide under a tombstone
+    /// that may be gone (writes older than a purged tombstone may legitimately come back).
+    pub fn newest_forgettable(&self, gc_before: GcTime, now: GcTime) -> Option<Timestamp> {
+        let deletion = |d: &Deletion| (d.time < gc_before).then_some(d.timestamp);
+        let cell = |w: &CellWrite| match w {
+            CellWrite::Deleted(d) => deletion(d),
+            CellWrite::Value { timestamp, ttl: Some(t), .. } => {
+                (t.expiry <= now && t.expiry.0.saturating_sub(i64::from(t.ttl)) < gc_before.0).then_some(*timestamp)
+            }
+            CellWrite::Value { ttl: None, .. } => None,
+        };
+        let mut newest: Option<Timestamp> = None;
+        for p in self.partitions.values() {
+            let from_partition = p.tombstones.iter().filter_map(deletion);
+            let from_ranges = p.range_tombstones.iter().filter_map(|(_, _, d)| deletion(d));
+            let from_statics = p.static_cells.values().flatten().filter_map(cell);
+            let from_rows = p.rows.values().flat_map(|r| {
+                r.tombstones
+                    .iter()
+                    .filter_map(|(d, _)| deletion(d))
+                    .chain(r.markers.iter().filter_map(cell))
+                    .chain(r.cells.values().flatten().filter_map(cell))
+            });
+            let max = from_partition.chain(from_ranges).chain(from_statics).chain(from_rows).max();
+            newest = newest.max(max);
+        }
+        newest
+    }
+}
+
 /// Records writes to one partition, each exactly as given.
 #[derive(Debug)]
 pub struct PartitionWriter<'a> {

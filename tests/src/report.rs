@@ -38,6 +38,16 @@ pub struct Counters {
     pub undetected_corruptions: u64,
     /// Ids recovered that were never written.
     pub phantoms: u64,
+    /// Deleted rows back after recovery, or rows no acknowledged state holds (P3).
+    #[serde(default)]
+    pub resurrected: u64,
+    /// Rows recovered with other cells than the acknowledged state's.
+    #[serde(default)]
+    pub wrong_results: u64,
+    /// After recovery: quarantined sstables, files the manifest does not name, named sstables
+    /// that do not verify (P5).
+    #[serde(default)]
+    pub file_set_errors: u64,
     /// Batches recovered in part.
     pub torn_batches: u64,
     /// Writes acknowledged after the engine had failed a write (P6).
@@ -54,6 +64,9 @@ impl Counters {
         self.lost_acked_writes += verdict.lost_acked_writes;
         self.holes += verdict.holes;
         self.phantoms += verdict.phantoms;
+        self.resurrected += verdict.resurrected;
+        self.wrong_results += verdict.wrong_results;
+        self.file_set_errors += verdict.file_set_errors;
         self.torn_batches += verdict.torn_batches;
         self.writes_recovered += verdict.recovered;
         self.open_failures += u64::from(verdict.open_error.is_some());
@@ -79,6 +92,9 @@ impl Counters {
             + self.holes
             + self.undetected_corruptions
             + self.phantoms
+            + self.resurrected
+            + self.wrong_results
+            + self.file_set_errors
             + self.torn_batches
             + self.acked_after_failure
             + self.open_failures

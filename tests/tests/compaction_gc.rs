@@ -267,17 +267,20 @@ fn t8_quiet_table_pins_segment_so_tombstone_is_not_purged() {
     assert!(!unpinned.pinned, "{unpinned:?}");
     assert_eq!(unpinned.barrier, GcTime::MAX);
     assert_eq!(unpinned.report.stats.tombstones_purged, 1, "{unpinned:?}");
-    assert!(unpinned.report.outputs.is_empty(), "nothing left to write: {unpinned:?}");
+    // Nothing is left to write but the inputs' commitlog interval, which one empty output keeps.
+    assert_eq!((unpinned.report.outputs.len(), unpinned.report.data_out), (1, 0), "{unpinned:?}");
+    assert_eq!(unpinned.kept, Raw::default(), "{unpinned:?}");
     assert_eq!(unpinned.w_rows_after_crash, Vec::<i32>::new());
 
-    // Control of the crash check: in the pinned state, a compaction that ignores the barrier
-    // (`only_existing_data`, which is safe only right after flushing every table and rotating the
-    // log) purges the tombstone, and replaying S1 brings W back. This is #14870 itself, and shows
-    // the crash assertion above detects a resurrection.
+    // Bypassing the barrier: in the pinned state, a compaction that ignores it
+    // (`only_existing_data`, safe only right after flushing every table and rotating the log)
+    // purges the tombstone. Replaying S1 would bring W back (#14870) were it not for the second
+    // line of defence: the output (empty of data) still carries the inputs' commitlog interval,
+    // so replay skips W's entry (R3.12). Before outputs carried it, this resurrected W.
     let (bypassed, _) = t8_run(83, false, true);
     assert!(bypassed.pinned);
     assert_eq!(bypassed.report.stats.tombstones_purged, 1, "{bypassed:?}");
-    assert_eq!(bypassed.w_rows_after_crash, vec![1], "W resurrected by replay once its tombstone is purged");
+    assert_eq!(bypassed.w_rows_after_crash, Vec::<i32>::new(), "the carried interval keeps W's entry from replay");
 }
 
 /// T8 continued across the reopen: A's write is replayed into A's memtable and still unflushed, so
