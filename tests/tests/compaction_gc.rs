@@ -906,3 +906,20 @@ fn compaction_outputs_are_cut_at_the_target_size() {
     }
     assert_eq!(stats.iter().map(|s| s.counts.partitions).sum::<u64>(), partitions as u64);
 }
+
+/// An output without data carries the inputs' commitlog interval (R3.12). Such an sstable holds
+/// nothing to expire, so the strategy never picks it alone as fully expired (R2.20): doing so
+/// would write it again, forever (the model test ran out of memory on exactly that loop).
+#[test]
+fn r2_20_an_interval_carrier_is_not_dropped_as_expired_again_and_again() {
+    let (_fs, engine, schema) = engine_with(95, TombstoneGcMode::Immediate, 0);
+    put(&engine, &schema, 1, 1, 10);
+    delete_partition(&engine, &schema, 1, 20, GcTime(100));
+    let only = flush(&engine, "ks.t");
+    let report = compact(&engine, "ks.t", &[only], Some(GcTime(1_000)), true);
+    assert_eq!((report.stats.tombstones_purged, report.outputs.len(), report.data_out), (1, 1, 0), "{report:?}");
+    assert!(engine.next_compaction("ks.t").unwrap().is_none(), "nothing to do for the interval carrier alone");
+    let pending = engine.compact_pending("ks.t").unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(engine.sstables("ks.t").unwrap(), report.outputs);
+}
