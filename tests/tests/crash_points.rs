@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map};
 use talus::commitlog::Durability;
 use talus::fs::{CrashMode, Fs, SimFs};
-use talus_tests::durability::{run, run_compaction, verify, verify_compaction, CompactionWorkload, Workload};
+use talus_tests::durability::{run, run_compaction, verify, verify_compaction, CompactionWorkload, Verdict, Workload};
 use talus_tests::report::{write_report, Counters};
 
 const DIR: &str = "/db";
@@ -71,21 +71,9 @@ fn enumerate(name: &str, workload: &Workload) -> (Counters, u64) {
             counters.writes_issued += outcome.issued.len() as u64;
             counters.writes_acked += outcome.acked.len() as u64;
             counters.acked_after_failure += outcome.acked_after_failure;
-            let verdict = if k % 7 == 0 {
-                // Crash again while recovering, then recover for real (bug class 8).
-                let again = crashed.crash(CrashMode::KeepAll);
-                again.crash_at(1 + seed % 6, mode);
-                let _ = verify(Arc::new(again.clone()) as Arc<dyn Fs>, Path::new(DIR), workload, &outcome);
-                match again.crashed() {
-                    Some(twice) => {
-                        counters.double_crashes += 1;
-                        verify(Arc::new(twice), Path::new(DIR), workload, &outcome)
-                    }
-                    None => verify(Arc::new(crashed), Path::new(DIR), workload, &outcome),
-                }
-            } else {
-                verify(Arc::new(crashed), Path::new(DIR), workload, &outcome)
-            };
+            let verdict = recover_and_verify(crashed, k, seed, mode, &mut counters.double_crashes, |fs| {
+                verify(fs, Path::new(DIR), workload, &outcome)
+            });
             assert!(verdict.is_clean(), "{name}, {mode_name}, crash at operation {k}: {verdict:?}");
             counters.add(&verdict);
         }
@@ -140,21 +128,9 @@ fn enumerate_compaction(name: &str, workload: &CompactionWorkload) -> (Counters,
             figures.in_compaction += u64::from(outcome.crashed_in_compaction);
             counters.writes_issued += outcome.issued as u64;
             counters.writes_acked += outcome.acked as u64;
-            let verdict = if k % 7 == 0 {
-                // Crash again while recovering, then recover for real (bug class 8).
-                let again = crashed.crash(CrashMode::KeepAll);
-                again.crash_at(1 + seed % 6, mode);
-                let _ = verify_compaction(Arc::new(again.clone()) as Arc<dyn Fs>, Path::new(DIR), workload, &outcome);
-                match again.crashed() {
-                    Some(twice) => {
-                        counters.double_crashes += 1;
-                        verify_compaction(Arc::new(twice), Path::new(DIR), workload, &outcome)
-                    }
-                    None => verify_compaction(Arc::new(crashed), Path::new(DIR), workload, &outcome),
-                }
-            } else {
-                verify_compaction(Arc::new(crashed), Path::new(DIR), workload, &outcome)
-            };
+            let verdict = recover_and_verify(crashed, k, seed, mode, &mut counters.double_crashes, |fs| {
+                verify_compaction(fs, Path::new(DIR), workload, &outcome)
+            });
             assert!(verdict.is_clean(), "{name}, {mode_name}, crash at operation {k} (step {:?}): {verdict:?}", outcome.crashed_at_step);
             counters.add(&verdict);
         }
@@ -273,4 +249,29 @@ fn every_crash_point_of_every_scenario() {
     assert_eq!(compaction_counters.failures(), 0, "{compaction_counters:?}");
     assert!(figures.in_compaction >= 1_000, "only {} crash points in compactions", figures.in_compaction);
     assert!(figures.tombstones_purged > 0, "the compaction workload purged nothing");
+}
+
+/// Verifies the file system `crashed` left by crash point `k`; every 7th point first crashes
+/// again while recovering (bug class 8), counted in `double_crashes`, then recovers for real.
+fn recover_and_verify(
+    crashed: SimFs,
+    k: u64,
+    seed: u64,
+    mode: CrashMode,
+    double_crashes: &mut u64,
+    verify: impl Fn(Arc<dyn Fs>) -> Verdict,
+) -> Verdict {
+    if !k.is_multiple_of(7) {
+        return verify(Arc::new(crashed));
+    }
+    let again = crashed.crash(CrashMode::KeepAll);
+    again.crash_at(1 + seed % 6, mode);
+    let _ = verify(Arc::new(again.clone()) as Arc<dyn Fs>);
+    match again.crashed() {
+        Some(twice) => {
+            *double_crashes += 1;
+            verify(Arc::new(twice))
+        }
+        None => verify(Arc::new(crashed)),
+    }
 }
