@@ -139,7 +139,16 @@ pub fn other_cores(before: Option<CpuTicks>) -> Option<f64> {
     (seconds > 0.0).then(|| others as f64 / 100.0 / seconds)
 }
 
-/// A note for a progress line when other processes used the CPU during a measurement.
+/// The closing note of a run during which other processes kept more than [`CONTENTION_CORES`]
+/// busy on average.
+pub fn run_contention_note(other_cores: Option<f64>, cores: usize) -> Option<String> {
+    let c = other_cores.filter(|&c| c > CONTENTION_CORES)?;
+    Some(format!(
+        "note: other processes kept {c:.2} cores busy on average during the run ({cores} cores): CPU-bound results are low and noisy"
+    ))
+}
+
+/// The suffix marking a measurement during which other processes used the CPU.
 pub fn contention(other_cores: Option<f64>) -> String {
     match other_cores {
         Some(c) if c > CONTENTION_CORES => format!(" [other processes busy on {c:.2} cores meanwhile]"),

@@ -61,8 +61,8 @@ use talus::sstable_set::{parse_sstable_file_name, sstable_file_name, SSTABLE_DIR
 use talus::sstable_source::open_sstable_source;
 use talus::{CompactionOptions, CompactionReport, CompactionTotals, Engine, EngineOptions};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, warning, BoxError,
-    SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes,
+    value, warning, BoxError, SplitMix, CONTENTION_CORES, MB,
 };
 
 /// Approximate uncompressed data bytes of one row besides its value (lengths, timestamp; the key
@@ -1182,11 +1182,8 @@ fn main() -> Result<(), BoxError> {
     }
 
     let run_others = other_cores(run_cpu);
-    if run_others.is_some_and(|c| c > CONTENTION_CORES) {
-        progress!(
-            "note: other processes kept {:.2} cores busy on average during the run ({cores} cores): CPU-bound results are low and noisy",
-            run_others.unwrap_or(0.0)
-        );
+    if let Some(note) = run_contention_note(run_others, cores) {
+        progress!("{note}");
     }
     let report = Report {
         benchmark: "compaction",

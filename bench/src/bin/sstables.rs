@@ -56,8 +56,8 @@ use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, target_dir, thousands, timed_passes, value, warning, BoxError,
-    Latency, SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes,
+    value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB,
 };
 
 /// Chunk size of the sequential-write baseline.
@@ -1061,11 +1061,8 @@ fn main() -> Result<(), BoxError> {
         other_cores: flush_others,
     };
     let run_others = other_cores(run_cpu);
-    if run_others.is_some_and(|c| c > CONTENTION_CORES) {
-        progress!(
-            "note: other processes kept {:.2} cores busy on average during the run ({cores} cores): CPU-bound results are low and noisy",
-            run_others.unwrap_or(0.0)
-        );
+    if let Some(note) = run_contention_note(run_others, cores) {
+        progress!("{note}");
     }
     let report = Report {
         benchmark: "sstables",
