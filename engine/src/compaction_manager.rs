@@ -267,10 +267,7 @@ impl Engine {
         let gc_before = policy.gc_before_range_wide();
         let gc_disabled = options.tombstone_gc == TombstoneGcMode::Disabled;
         if !gc_disabled && options.compaction_common.enabled {
-            // An sstable without partitions only carries a commitlog interval (see
-            // compaction_task): dropping it alone would write it again.
-            let candidates: Vec<SstableInfo> = eligible.iter().filter(|s| s.key_range.is_some()).cloned().collect();
-            let expired = fully_expired(&candidates, &others, memtables_min_timestamp(table), gc_before);
+            let expired = fully_expired(&eligible, &others, memtables_min_timestamp(table), gc_before);
             if !expired.is_empty() {
                 let level = eligible.iter().filter(|s| expired.contains(&s.generation)).map(|s| s.level).max().unwrap_or(0);
                 return Some(CompactionJob { kind: JobKind::ExpiredDrop, inputs: expired, output_level: level, max_output_bytes: None });

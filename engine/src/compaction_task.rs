@@ -234,7 +234,7 @@ pub(crate) fn run(
         stats,
         elapsed: Duration::ZERO,
     };
-    replace(engine, table, &inputs, written)?;
+    replace(engine, table, &inputs, written, interval)?;
     Ok(CompactionReport { elapsed: started.elapsed(), ..report })
 }
 
@@ -325,15 +325,6 @@ fn write_outputs(
         if let Some(out) = current.take() {
             finished.push(seal(out, job, interval, run_id)?);
         }
-        if finished.is_empty() && interval.is_some() {
-            // Nothing survived, but the inputs' commitlog interval must: replay skips a table's
-            // entries up to the end of its newest flushed interval (R3.12), and without it would
-            // re-apply writes whose tombstone this compaction purged. An sstable without data
-            // carries it.
-            let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
-            let out = SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Compaction)?;
-            finished.push(seal(out, job, interval, Some(generation))?);
-        }
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
         finished
             .iter()
@@ -357,7 +348,13 @@ fn seal(out: SstableFile<'_>, job: &CompactionJob, interval: Option<CommitlogInt
 }
 
 /// Commits and publishes the replacement of `inputs` by `outputs`, then deletes the inputs.
-fn replace(engine: &Engine, table: &Arc<Table>, inputs: &[Arc<Sstable>], outputs: Vec<Sstable>) -> Result<()> {
+fn replace(
+    engine: &Engine,
+    table: &Arc<Table>,
+    inputs: &[Arc<Sstable>],
+    outputs: Vec<Sstable>,
+    interval: Option<CommitlogInterval>,
+) -> Result<()> {
     let inner = &engine.inner;
     let outputs: Vec<Arc<Sstable>> = outputs.into_iter().map(Arc::new).collect();
     {
@@ -366,6 +363,9 @@ fn replace(engine: &Engine, table: &Arc<Table>, inputs: &[Arc<Sstable>], outputs
             .iter()
             .map(|o| ManifestEdit::AddSstable { table: table.schema.id, generation: o.generation, state: SstableState::Normal })
             .chain(inputs.iter().map(|i| ManifestEdit::RemoveSstable { generation: i.generation }))
+            // The inputs' flushed position outlives them even when nothing survived (R3.12):
+            // replay would otherwise re-apply writes whose tombstone this compaction purged.
+            .chain(interval.map(|i| ManifestEdit::ReplayFloor { table: table.schema.id, position: i.end }))
             .collect();
         if let Err(e) = engine.manifest_apply(&mut manifest, edits) {
             // Unknown outcome after an I/O error (the manifest and the log fail-stop): keep every

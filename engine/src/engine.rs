@@ -16,7 +16,8 @@
 //! Open: lock the directory, replay the manifest (tables, truncations, sstables), remove sstable
 //! files it does not name, open the sstables (quarantining unreadable ones), then replay the
 //! commitlog into memtables, skipping entries of dropped tables, entries before a truncation and
-//! entries before the end of the table's newest flushed interval; start the log and the flusher.
+//! entries before the end of the table's newest flushed interval or its replay floor; start the
+//! log, the flusher and the compaction workers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -73,7 +74,8 @@ pub struct OpenReport {
     pub removed_unnamed_files: Vec<String>,
     /// SSTables loaded.
     pub sstables_loaded: usize,
-    /// Commitlog entries (per table) skipped because a flushed sstable covers them (R3.12).
+    /// Commitlog entries (per table) skipped because a flushed sstable or a compaction's replay
+    /// floor covers them (R3.12).
     pub entries_covered_by_sstables: u64,
 }
 
@@ -203,12 +205,16 @@ impl Engine {
             .map(|s| (s.id, Arc::new(Table::new(s.clone(), by_table.remove(&s.id).unwrap_or_default()))))
             .collect();
 
-        // Replay: skip what truncations and flushed sstables already cover (R3.12).
+        // Replay: skip what truncations, flushed sstables and the replay floors compactions left
+        // already cover (R3.12).
         let truncations = manifest.state().truncations.clone();
+        let floors = &manifest.state().replay_floors;
         let flushed: HashMap<TableId, ReplayPosition> = tables
             .iter()
             .filter_map(|(&id, t)| {
-                t.sstables.load().iter().filter_map(|s| s.reader.statistics().commitlog_interval.map(|i| i.end)).max().map(|e| (id, e))
+                let sstables = t.sstables.load();
+                let ends = sstables.iter().filter_map(|s| s.reader.statistics().commitlog_interval.map(|i| i.end));
+                ends.chain(floors.get(&id).copied()).max().map(|e| (id, e))
             })
             .collect();
         let mut covered = 0u64;

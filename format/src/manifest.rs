@@ -1,6 +1,6 @@
 //! The manifest encoding: the append-only metadata log of an engine directory (DESIGN §4). It
-//! records table creations and drops (with their truncation positions, R3.12) and every sstable
-//! added, removed or moved to another state. The byte layout is specified in
+//! records table creations and drops (with their truncation positions, R3.12), every sstable
+//! added, removed or moved to another state, and the replay floors compactions leave (R3.12). The byte layout is specified in
 //! `docs/format.md`, section "Manifest"; the engine's `talus::manifest::Manifest` owns the file.
 //!
 //! File: an 8-byte header (magic `TLMF`, format version, three zero bytes), then records. A
@@ -52,6 +52,7 @@ const DROP_TABLE: u8 = 2;
 const ADD_SSTABLE: u8 = 3;
 const REMOVE_SSTABLE: u8 = 4;
 const SET_STATE: u8 = 5;
+const REPLAY_FLOOR: u8 = 6;
 /// The smallest edit: tag + generation (`RemoveSstable`); bounds the edit count by the input.
 const MIN_EDIT_BYTES: usize = 9;
 
@@ -127,6 +128,29 @@ pub enum ManifestEdit {
         /// The new state.
         state: SstableState,
     },
+    /// The live table's commitlog entries before `position` are in its sstables or were
+    /// compacted away: replay skips them (R3.12). A compaction writes it with the newest flushed
+    /// position of its inputs, which its outputs may no longer carry (when nothing survived).
+    /// The floor only rises; a lower position changes nothing.
+    ReplayFloor {
+        /// The table.
+        table: TableId,
+        /// The position.
+        position: ReplayPosition,
+    },
+}
+
+fn write_table_position(out: &mut Vec<u8>, table: TableId, position: ReplayPosition) {
+    out.extend_from_slice(&table.0.to_le_bytes());
+    out.extend_from_slice(&position.segment.to_le_bytes());
+    out.extend_from_slice(&position.offset.to_le_bytes());
+}
+
+fn table_position(r: &mut Reader<'_>) -> Result<(TableId, ReplayPosition)> {
+    let table = TableId(u128::from_le_bytes(r.array("table id")?));
+    let segment = u64::from_le_bytes(r.array("position segment")?);
+    let offset = u32::from_le_bytes(r.array("position offset")?);
+    Ok((table, ReplayPosition { segment, offset }))
 }
 
 /// Appends the file header (magic, version, three zero bytes) to `out`.
@@ -153,9 +177,7 @@ pub fn encode_record(edits: &[ManifestEdit], offset: u64, out: &mut Vec<u8>) {
             }
             ManifestEdit::DropTable { table, truncated_at } => {
                 out.push(DROP_TABLE);
-                out.extend_from_slice(&table.0.to_le_bytes());
-                out.extend_from_slice(&truncated_at.segment.to_le_bytes());
-                out.extend_from_slice(&truncated_at.offset.to_le_bytes());
+                write_table_position(out, *table, *truncated_at);
             }
             ManifestEdit::AddSstable { table, generation, state } => {
                 out.push(ADD_SSTABLE);
@@ -171,6 +193,10 @@ pub fn encode_record(edits: &[ManifestEdit], offset: u64, out: &mut Vec<u8>) {
                 out.push(SET_STATE);
                 out.extend_from_slice(&generation.to_le_bytes());
                 out.push(state.code());
+            }
+            ManifestEdit::ReplayFloor { table, position } => {
+                out.push(REPLAY_FLOOR);
+                write_table_position(out, *table, *position);
             }
         }
     }
@@ -327,10 +353,8 @@ fn decode_payload(bytes: &[u8], start: usize) -> Result<Vec<ManifestEdit>> {
                 ManifestEdit::CreateTable(schema)
             }
             DROP_TABLE => {
-                let table = TableId(u128::from_le_bytes(r.array("table id")?));
-                let segment = u64::from_le_bytes(r.array("truncation segment")?);
-                let offset = u32::from_le_bytes(r.array("truncation offset")?);
-                ManifestEdit::DropTable { table, truncated_at: ReplayPosition { segment, offset } }
+                let (table, truncated_at) = table_position(&mut r)?;
+                ManifestEdit::DropTable { table, truncated_at }
             }
             ADD_SSTABLE => {
                 let table = TableId(u128::from_le_bytes(r.array("table id")?));
@@ -341,6 +365,10 @@ fn decode_payload(bytes: &[u8], start: usize) -> Result<Vec<ManifestEdit>> {
             SET_STATE => {
                 let generation = u64::from_le_bytes(r.array("generation")?);
                 ManifestEdit::SetState { generation, state: state(&mut r)? }
+            }
+            REPLAY_FLOOR => {
+                let (table, position) = table_position(&mut r)?;
+                ManifestEdit::ReplayFloor { table, position }
             }
             tag => return Err(r.corrupt(at, format!("unknown edit tag {tag}"))),
         };
@@ -386,6 +414,8 @@ pub struct ManifestState {
     pub truncations: BTreeMap<TableId, ReplayPosition>,
     /// Live sstables by generation.
     pub sstables: BTreeMap<u64, SstableEntry>,
+    /// Replay floors of live tables (see [`ManifestEdit::ReplayFloor`]).
+    pub replay_floors: BTreeMap<TableId, ReplayPosition>,
 }
 
 /// How to take back one change of [`ManifestState::apply_one`].
@@ -393,6 +423,7 @@ enum Undo {
     RemoveTable(TableId),
     RestoreTable(SchemaRef),
     RestoreTruncation(TableId, Option<ReplayPosition>),
+    RestoreFloor(TableId, Option<ReplayPosition>),
     RemoveSstable(u64),
     RestoreSstable(u64, SstableEntry),
 }
@@ -448,6 +479,9 @@ impl ManifestState {
                 }
                 let old = self.truncations.insert(*table, *truncated_at);
                 undo.push(Undo::RestoreTruncation(*table, old));
+                if let Some(floor) = self.replay_floors.remove(table) {
+                    undo.push(Undo::RestoreFloor(*table, Some(floor)));
+                }
             }
             ManifestEdit::AddSstable { table, generation, state } => {
                 if !self.tables.contains_key(table) {
@@ -470,6 +504,16 @@ impl ManifestState {
                 undo.push(Undo::RestoreSstable(*generation, *entry));
                 entry.state = *state;
             }
+            ManifestEdit::ReplayFloor { table, position } => {
+                if !self.tables.contains_key(table) {
+                    return Err(format!("replay floor of unknown table {}", table_name(*table)));
+                }
+                let old = self.replay_floors.get(table).copied();
+                if old.is_none_or(|old| old < *position) {
+                    self.replay_floors.insert(*table, *position);
+                    undo.push(Undo::RestoreFloor(*table, old));
+                }
+            }
         }
         Ok(())
     }
@@ -488,6 +532,12 @@ impl ManifestState {
             Undo::RestoreTruncation(id, Some(position)) => {
                 self.truncations.insert(id, position);
             }
+            Undo::RestoreFloor(id, None) => {
+                self.replay_floors.remove(&id);
+            }
+            Undo::RestoreFloor(id, Some(position)) => {
+                self.replay_floors.insert(id, position);
+            }
             Undo::RemoveSstable(generation) => {
                 self.sstables.remove(&generation);
             }
@@ -498,12 +548,14 @@ impl ManifestState {
     }
 
     /// The edits that rebuild exactly this state from an empty one, as one record: the
-    /// truncations (as drops of absent tables), then the tables, then the sstables.
+    /// truncations (as drops of absent tables), then the tables, their replay floors, then the
+    /// sstables.
     pub fn snapshot(&self) -> Vec<ManifestEdit> {
         let truncations = self.truncations.iter().map(|(&table, &truncated_at)| ManifestEdit::DropTable { table, truncated_at });
         let tables = self.tables.values().map(|s| ManifestEdit::CreateTable(s.clone()));
+        let floors = self.replay_floors.iter().map(|(&table, &position)| ManifestEdit::ReplayFloor { table, position });
         let sstables = self.sstables.iter().map(|(&generation, e)| ManifestEdit::AddSstable { table: e.table, generation, state: e.state });
-        truncations.chain(tables).chain(sstables).collect()
+        truncations.chain(tables).chain(floors).chain(sstables).collect()
     }
 
     /// The highest generation of a live sstable. Generations of removed sstables are forgotten

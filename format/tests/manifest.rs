@@ -48,6 +48,10 @@ fn history() -> Vec<Vec<ManifestEdit>> {
         vec![add(&kv, 4), add(&kv, 5), ManifestEdit::RemoveSstable { generation: 1 }, ManifestEdit::RemoveSstable { generation: 2 }],
         vec![ManifestEdit::SetState { generation: 3, state: SstableState::Normal }],
         vec![ManifestEdit::SetState { generation: 5, state: SstableState::Quarantine }],
+        vec![
+            ManifestEdit::ReplayFloor { table: kv.id, position: pos(6, 512) },
+            ManifestEdit::ReplayFloor { table: kv.id, position: pos(5, 0) },
+        ],
         vec![ManifestEdit::DropTable { table: kv.id, truncated_at: pos(7, 4096) }],
         vec![ManifestEdit::CreateTable(kv.clone()), ManifestEdit::AddSstable { table: kv.id, generation: 6, state: SstableState::Upload }],
     ]
@@ -101,6 +105,8 @@ fn arb_edit() -> impl Strategy<Value = ManifestEdit> {
         }),
         any::<u64>().prop_map(|generation| ManifestEdit::RemoveSstable { generation }),
         (any::<u64>(), arb_state()).prop_map(|(generation, state)| ManifestEdit::SetState { generation, state }),
+        (any::<u128>(), any::<u64>(), any::<u32>())
+            .prop_map(|(t, s, o)| ManifestEdit::ReplayFloor { table: TableId(t), position: pos(s, o) }),
     ]
 }
 
@@ -321,6 +327,9 @@ fn state_follows_the_history() {
     assert_eq!(state.sstables[&6].state, SstableState::Upload);
     assert_eq!(state.max_generation(), Some(6));
     assert_eq!(ManifestState::default().max_generation(), None);
+    // kv's floor (6:512, which the lower 5:0 did not move back) went with its drop.
+    assert!(state.replay_floors.is_empty());
+    assert_eq!(replay(&history()[..8]).replay_floors.get(&kv.id), Some(&pos(6, 512)), "a replay floor only rises");
 }
 
 #[test]
@@ -351,6 +360,7 @@ fn invalid_records_change_nothing() {
         (vec![add(&kv, 10), ManifestEdit::RemoveSstable { generation: 77 }], 1, "unknown sstable generation 77"),
         (vec![ManifestEdit::SetState { generation: 77, state: SstableState::Normal }], 0, "unknown sstable generation 77"),
         (vec![ManifestEdit::DropTable { table: kv.id, truncated_at: pos(3, 0) }, add(&kv, 10)], 1, "unknown table"),
+        (vec![add(&kv, 10), ManifestEdit::ReplayFloor { table: TableId(5), position: pos(1, 0) }], 1, "replay floor of unknown table"),
         (
             vec![
                 ManifestEdit::DropTable { table: kv.id, truncated_at: pos(3, 0) },

@@ -267,20 +267,18 @@ fn t8_quiet_table_pins_segment_so_tombstone_is_not_purged() {
     assert!(!unpinned.pinned, "{unpinned:?}");
     assert_eq!(unpinned.barrier, GcTime::MAX);
     assert_eq!(unpinned.report.stats.tombstones_purged, 1, "{unpinned:?}");
-    // Nothing is left to write but the inputs' commitlog interval, which one empty output keeps.
-    assert_eq!((unpinned.report.outputs.len(), unpinned.report.data_out), (1, 0), "{unpinned:?}");
-    assert_eq!(unpinned.kept, Raw::default(), "{unpinned:?}");
+    assert!(unpinned.report.outputs.is_empty(), "nothing left to write: {unpinned:?}");
     assert_eq!(unpinned.w_rows_after_crash, Vec::<i32>::new());
 
     // Bypassing the barrier: in the pinned state, a compaction that ignores it
     // (`only_existing_data`, safe only right after flushing every table and rotating the log)
     // purges the tombstone. Replaying S1 would bring W back (#14870) were it not for the second
-    // line of defence: the output (empty of data) still carries the inputs' commitlog interval,
-    // so replay skips W's entry (R3.12). Before outputs carried it, this resurrected W.
+    // line of defence: the compaction's manifest record keeps the inputs' flushed position as the
+    // table's replay floor, so replay skips W's entry (R3.12). Before the floor, this resurrected W.
     let (bypassed, _) = t8_run(83, false, true);
     assert!(bypassed.pinned);
     assert_eq!(bypassed.report.stats.tombstones_purged, 1, "{bypassed:?}");
-    assert_eq!(bypassed.w_rows_after_crash, Vec::<i32>::new(), "the carried interval keeps W's entry from replay");
+    assert_eq!(bypassed.w_rows_after_crash, Vec::<i32>::new(), "the replay floor keeps W's entry from replay");
 }
 
 /// T8 continued across the reopen: A's write is replayed into A's memtable and still unflushed, so
@@ -907,19 +905,20 @@ fn compaction_outputs_are_cut_at_the_target_size() {
     assert_eq!(stats.iter().map(|s| s.counts.partitions).sum::<u64>(), partitions as u64);
 }
 
-/// An output without data carries the inputs' commitlog interval (R3.12). Such an sstable holds
-/// nothing to expire, so the strategy never picks it alone as fully expired (R2.20): doing so
-/// would write it again, forever (the model test ran out of memory on exactly that loop).
+/// A compaction that leaves nothing still keeps the table's flushed position: its manifest record
+/// raises the table's replay floor (R3.12), so the reopened engine skips the entries it covered
+/// instead of replaying a write whose tombstone it purged.
 #[test]
-fn r2_20_an_interval_carrier_is_not_dropped_as_expired_again_and_again() {
-    let (_fs, engine, schema) = engine_with(95, TombstoneGcMode::Immediate, 0);
+fn r3_12_a_compaction_without_output_keeps_the_flushed_position() {
+    let (fs, engine, schema) = engine_with(95, TombstoneGcMode::Immediate, 0);
     put(&engine, &schema, 1, 1, 10);
     delete_partition(&engine, &schema, 1, 20, GcTime(100));
     let only = flush(&engine, "ks.t");
     let report = compact(&engine, "ks.t", &[only], Some(GcTime(1_000)), true);
-    assert_eq!((report.stats.tombstones_purged, report.outputs.len(), report.data_out), (1, 1, 0), "{report:?}");
-    assert!(engine.next_compaction("ks.t").unwrap().is_none(), "nothing to do for the interval carrier alone");
-    let pending = engine.compact_pending("ks.t").unwrap();
-    assert!(pending.is_empty(), "{pending:?}");
-    assert_eq!(engine.sstables("ks.t").unwrap(), report.outputs);
+    assert_eq!((report.stats.tombstones_purged, report.outputs.len()), (1, 0), "{report:?}");
+    assert!(engine.sstables("ks.t").unwrap().is_empty());
+    drop(engine);
+    let engine = open(&fs.crash(CrashMode::DropAll), test_options());
+    assert_eq!(engine.open_report().entries_covered_by_sstables, 2, "the write and the delete stay unreplayed");
+    assert!(cks(&engine, &schema, 1).is_empty(), "the write must not come back");
 }

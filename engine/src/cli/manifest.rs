@@ -83,6 +83,7 @@ fn edit_lines(edit: &ManifestEdit, names: &mut Names) -> Vec<String> {
         }
         ManifestEdit::RemoveSstable { generation } => vec![format!("remove sstable {generation}")],
         ManifestEdit::SetState { generation, state } => vec![format!("set state of sstable {generation}: {state}")],
+        ManifestEdit::ReplayFloor { table, position } => vec![format!("replay floor of {}: {position}", names.label(*table))],
     }
 }
 
@@ -103,6 +104,9 @@ fn print_state(state: &ManifestState, names: &Names, out: &mut Out) -> CliResult
     }
     for (table, position) in &state.truncations {
         out.line(format!("  truncation of {}: {position}", names.label(*table)))?;
+    }
+    for (table, position) in &state.replay_floors {
+        out.line(format!("  replay floor of {}: {position}", names.label(*table)))?;
     }
     for (generation, entry) in &state.sstables {
         out.line(format!("  sstable {generation} ({}): {}, {}", sstable_file_name(*generation), names.label(entry.table), entry.state))?;
