@@ -56,28 +56,17 @@ fn enumerate(name: &str, workload: &Workload) -> (Counters, u64) {
     let mut counters = Counters::default();
     let mut flush_and_manifest = 0;
     let started = Instant::now();
-    for (mode_name, mode) in talus_tests::fixture::crash_modes() {
-        for k in 1..=ops {
-            let seed = k * 31 + mode_name.len() as u64;
-            let fs = SimFs::new(seed);
-            fs.crash_at(k, mode);
-            let outcome = run(Arc::new(fs.clone()), Path::new(DIR), workload);
-            let Some(crashed) = fs.crashed() else {
-                // Thread timing made this run shorter than the dry run: nothing crashed.
-                continue;
-            };
-            counters.crash_points += 1;
-            flush_and_manifest += u64::from(fs.crashed_during().is_some_and(|p| in_flush_or_manifest(&p)));
-            counters.writes_issued += outcome.issued.len() as u64;
-            counters.writes_acked += outcome.acked.len() as u64;
-            counters.acked_after_failure += outcome.acked_after_failure;
-            let verdict = recover_and_verify(crashed, k, seed, mode, &mut counters.double_crashes, |fs| {
-                verify(fs, Path::new(DIR), workload, &outcome)
-            });
-            assert!(verdict.is_clean(), "{name}, {mode_name}, crash at operation {k}: {verdict:?}");
-            counters.add(&verdict);
-        }
-    }
+    for_each_crash_point(ops, &mut counters, |point, counters| {
+        let outcome = run(Arc::new(point.fs.clone()), Path::new(DIR), workload);
+        let crashed = point.fs.crashed()?;
+        flush_and_manifest += u64::from(point.fs.crashed_during().is_some_and(|p| in_flush_or_manifest(&p)));
+        counters.writes_issued += outcome.issued.len() as u64;
+        counters.writes_acked += outcome.acked.len() as u64;
+        counters.acked_after_failure += outcome.acked_after_failure;
+        let verdict = point.recover_and_verify(crashed, counters, |fs| verify(fs, Path::new(DIR), workload, &outcome));
+        assert!(verdict.is_clean(), "{name}, {}, crash at operation {}: {verdict:?}", point.mode_name, point.k);
+        Some(verdict)
+    });
     eprintln!(
         "{name}: {} crash points ({flush_and_manifest} in flushes and manifest edits) over {ops} operations x 5 modes in {:.1?}",
         counters.crash_points,
@@ -115,26 +104,17 @@ fn enumerate_compaction(name: &str, workload: &CompactionWorkload) -> (Counters,
     };
     let mut counters = Counters::default();
     let started = Instant::now();
-    for (mode_name, mode) in talus_tests::fixture::crash_modes() {
-        for k in 1..=ops {
-            let seed = k * 31 + mode_name.len() as u64;
-            let fs = SimFs::new(seed);
-            fs.crash_at(k, mode);
-            let outcome = run_compaction(&fs, Path::new(DIR), workload);
-            let Some(crashed) = fs.crashed() else {
-                continue;
-            };
-            counters.crash_points += 1;
-            figures.in_compaction += u64::from(outcome.crashed_in_compaction);
-            counters.writes_issued += outcome.issued as u64;
-            counters.writes_acked += outcome.acked as u64;
-            let verdict = recover_and_verify(crashed, k, seed, mode, &mut counters.double_crashes, |fs| {
-                verify_compaction(fs, Path::new(DIR), workload, &outcome)
-            });
-            assert!(verdict.is_clean(), "{name}, {mode_name}, crash at operation {k} (step {:?}): {verdict:?}", outcome.crashed_at_step);
-            counters.add(&verdict);
-        }
-    }
+    for_each_crash_point(ops, &mut counters, |point, counters| {
+        let outcome = run_compaction(&point.fs, Path::new(DIR), workload);
+        let crashed = point.fs.crashed()?;
+        figures.in_compaction += u64::from(outcome.crashed_in_compaction);
+        counters.writes_issued += outcome.issued as u64;
+        counters.writes_acked += outcome.acked as u64;
+        let verdict = point.recover_and_verify(crashed, counters, |fs| verify_compaction(fs, Path::new(DIR), workload, &outcome));
+        let (mode, k, step) = (point.mode_name, point.k, outcome.crashed_at_step);
+        assert!(verdict.is_clean(), "{name}, {mode}, crash at operation {k} (step {step:?}): {verdict:?}");
+        Some(verdict)
+    });
     eprintln!(
         "{name}: {} crash points ({} in compactions) over {ops} operations x 5 modes in {:.1?}",
         counters.crash_points,
@@ -251,27 +231,48 @@ fn every_crash_point_of_every_scenario() {
     assert!(figures.tombstones_purged > 0, "the compaction workload purged nothing");
 }
 
-/// Verifies the file system `crashed` left by crash point `k`; every 7th point first crashes
-/// again while recovering (bug class 8), counted in `double_crashes`, then recovers for real.
-fn recover_and_verify(
-    crashed: SimFs,
+/// One crash point: a fresh file system that crashes at its `k`-th mutating operation.
+struct CrashPoint {
+    fs: SimFs,
     k: u64,
     seed: u64,
     mode: CrashMode,
-    double_crashes: &mut u64,
-    verify: impl Fn(Arc<dyn Fs>) -> Verdict,
-) -> Verdict {
-    if !k.is_multiple_of(7) {
-        return verify(Arc::new(crashed));
-    }
-    let again = crashed.crash(CrashMode::KeepAll);
-    again.crash_at(1 + seed % 6, mode);
-    let _ = verify(Arc::new(again.clone()) as Arc<dyn Fs>);
-    match again.crashed() {
-        Some(twice) => {
-            *double_crashes += 1;
-            verify(Arc::new(twice))
+    mode_name: &'static str,
+}
+
+impl CrashPoint {
+    /// Verifies the file system `crashed` left; every 7th point first crashes again while
+    /// recovering (bug class 8), counted in `double_crashes`, then recovers for real.
+    fn recover_and_verify(&self, crashed: SimFs, counters: &mut Counters, verify: impl Fn(Arc<dyn Fs>) -> Verdict) -> Verdict {
+        if !self.k.is_multiple_of(7) {
+            return verify(Arc::new(crashed));
         }
-        None => verify(Arc::new(crashed)),
+        let again = crashed.crash(CrashMode::KeepAll);
+        again.crash_at(1 + self.seed % 6, self.mode);
+        let _ = verify(Arc::new(again.clone()) as Arc<dyn Fs>);
+        match again.crashed() {
+            Some(twice) => {
+                counters.double_crashes += 1;
+                verify(Arc::new(twice))
+            }
+            None => verify(Arc::new(crashed)),
+        }
+    }
+}
+
+/// Runs `check` at crash points 1..=`ops` under every crash mode; `check` returns the verdict, or
+/// `None` when thread timing made the run shorter than the dry run and nothing crashed. Counts
+/// the crash points and adds the verdicts to `counters`, which `check` may update too.
+fn for_each_crash_point(ops: u64, counters: &mut Counters, mut check: impl FnMut(&CrashPoint, &mut Counters) -> Option<Verdict>) {
+    for (mode_name, mode) in talus_tests::fixture::crash_modes() {
+        for k in 1..=ops {
+            let seed = k * 31 + mode_name.len() as u64;
+            let point = CrashPoint { fs: SimFs::new(seed), k, seed, mode, mode_name };
+            point.fs.crash_at(k, mode);
+            if let Some(verdict) = check(&point, counters) {
+                counters.crash_points += 1;
+                counters.add(&verdict);
+            }
+        }
     }
 }
