@@ -632,11 +632,7 @@ impl Model {
 
     /// The items of `w` as written: timestamps above the table's floor, TTLs without ties (see
     /// [`Model::ttl_without_tie`]), and, in a sequence that compacts, shadowable row deletions
-    /// written as regular ones. Shadowable tombstones meet compaction in two engine bugs (see
-    /// `model_regressions.rs`): a compaction purges a shadowable tombstone while older cells of
-    /// its row (without a marker) live elsewhere, and they come back; and a compaction purges
-    /// one that a newer marker elsewhere cancels, and drops the cells under it, which were
-    /// visible. Besides, the rules themselves make R1.20 depend on compaction: an expiring
+    /// written as regular ones. The rules themselves make R1.20 depend on compaction: an expiring
     /// marker counts as live in a merge, expired or not, but once a compaction that did not see
     /// the tombstone has rewritten it as a dead marker (R2.11 step 3) it cancels nothing, and a
     /// purged shadowable tombstone took the cells under it along (R2.19), so a marker written
@@ -779,54 +775,47 @@ impl Model {
                 let chosen = subset(&generations, *pick);
                 let now = self.now.minus(*lag);
                 let options = CompactionOptions { now: Some(now), only_existing_data: false };
-                let report =
-                    self.engine.compact_sstables(&name, &chosen, options).map_err(|e| format!("compact_sstables {chosen:?}: {e}"))?;
-                self.compaction_done(*table, now, &[report])
+                self.engine.compact_sstables(&name, &chosen, options).map_err(|e| format!("compact_sstables {chosen:?}: {e}"))?;
+                self.compaction_done(*table, now)
             }
             Op::CompactAll(table) => {
                 let name = self.name(*table);
-                let report = if self.setup.wall_clock {
-                    self.engine.compact(&name).map_err(|e| format!("compact: {e}"))?
+                if self.setup.wall_clock {
+                    self.engine.compact(&name).map_err(|e| format!("compact: {e}"))?;
                 } else {
                     self.engine.flush(&name).map_err(|e| format!("flush: {e}"))?;
-                    self.compact_all_at_model_clock(&name, false)?
-                };
+                    self.compact_all_at_model_clock(&name, false)?;
+                }
                 self.catch_up_with_wall_clock();
-                self.compaction_done(*table, self.now, &Vec::from_iter(report))
+                self.compaction_done(*table, self.now)
             }
             Op::CompactOnlyExistingData(table) => {
                 let name = self.name(*table);
-                let report = if self.setup.wall_clock {
-                    self.engine.compact_only_existing_data(&name).map_err(|e| format!("compact_only_existing_data: {e}"))?
+                if self.setup.wall_clock {
+                    self.engine.compact_only_existing_data(&name).map_err(|e| format!("compact_only_existing_data: {e}"))?;
                 } else {
                     self.engine.flush_all_and_rotate_commitlog().map_err(|e| format!("flush_all_and_rotate_commitlog: {e}"))?;
-                    self.compact_all_at_model_clock(&name, true)?
-                };
+                    self.compact_all_at_model_clock(&name, true)?;
+                }
                 self.catch_up_with_wall_clock();
-                self.compaction_done(*table, self.now, &Vec::from_iter(report))
+                self.compaction_done(*table, self.now)
             }
             Op::CompactPending(table) => {
                 let name = self.name(*table);
-                let reports = if self.setup.wall_clock {
-                    self.engine.compact_pending(&name).map_err(|e| format!("compact_pending: {e}"))?
+                if self.setup.wall_clock {
+                    self.engine.compact_pending(&name).map_err(|e| format!("compact_pending: {e}"))?;
                 } else {
                     // The strategy picks by the wall clock; the jobs run at the model clock (a
                     // fully expired pick by the wall clock may not be one by the model clock,
                     // and would be picked again: a few rounds).
-                    let mut reports = Vec::new();
                     for _ in 0..4 {
                         let Some(job) = self.engine.next_compaction(&name).map_err(|e| format!("next_compaction: {e}"))? else { break };
                         let options = CompactionOptions { now: Some(self.now), only_existing_data: false };
-                        let report = self
-                            .engine
-                            .compact_sstables(&name, &job.inputs, options)
-                            .map_err(|e| format!("compact_sstables {job:?}: {e}"))?;
-                        reports.push(report);
+                        self.engine.compact_sstables(&name, &job.inputs, options).map_err(|e| format!("compact_sstables {job:?}: {e}"))?;
                     }
-                    reports
-                };
+                }
                 self.catch_up_with_wall_clock();
-                self.compaction_done(*table, self.now, &reports)
+                self.compaction_done(*table, self.now)
             }
             Op::Rotate => {
                 self.engine.flush_all_and_rotate_commitlog().map_err(|e| format!("flush_all_and_rotate_commitlog: {e}"))?;
@@ -855,20 +844,10 @@ impl Model {
         self.engine.compact_sstables(name, &generations, options).map(Some).map_err(|e| format!("compact_sstables (all): {e}"))
     }
 
-    /// After compactions of `table` at `now` (not after the model clock): the floor rises, the
-    /// workaround below runs, and all is read.
-    ///
-    /// Workaround of an engine bug (`model_regressions.rs`,
-    /// `empty_compaction_output_lets_replay_resurrect_deleted_data`): a compaction without
-    /// output forgets the table's flushed commitlog position, so the next open replays flushed
-    /// entries of live segments, and brings back what a purged tombstone covered. After such a
-    /// compaction every table is flushed and the commitlog rotated, so no live segment holds a
-    /// flushed entry (except under [`Compaction::Unrestricted`], which reproduces the bug).
-    fn compaction_done(&mut self, table: Table, now: GcTime, reports: &[CompactionReport]) -> Result<(), String> {
+    /// After compactions of `table` at `now` (not after the model clock): the floor rises and all
+    /// is read.
+    fn compaction_done(&mut self, table: Table, now: GcTime) -> Result<(), String> {
         self.compacted(table, now);
-        if self.setup.compaction == Compaction::On && reports.iter().any(|r| r.outputs.is_empty()) {
-            self.engine.flush_all_and_rotate_commitlog().map_err(|e| format!("flush_all_and_rotate_commitlog: {e}"))?;
-        }
         self.check_full()
     }
 
