@@ -35,6 +35,7 @@ use crate::compaction_task::{gc_policy, memtables_min_timestamp, run, sstable_in
 use crate::engine::{Engine, Inner, Table};
 use crate::error::{Error, Result};
 use crate::options::EngineOptions;
+use crate::rate_limiter::RateLimiter;
 
 /// Totals over every compaction since the engine was opened.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -148,7 +149,7 @@ pub(crate) struct CompactionManager {
     finished: Condvar,
     /// Whether background workers exist to serve the queue.
     background: bool,
-    throughput: Option<(u64, Mutex<Instant>)>,
+    throughput: Option<RateLimiter>,
     totals: Mutex<CompactionTotals>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -160,7 +161,7 @@ impl CompactionManager {
             work: Condvar::new(),
             finished: Condvar::new(),
             background: options.background_compaction,
-            throughput: options.compaction_throughput_bytes_per_sec.map(|rate| (rate, Mutex::new(Instant::now()))),
+            throughput: options.compaction_throughput_bytes_per_sec.map(RateLimiter::new),
             totals: Mutex::new(CompactionTotals::default()),
             threads: Mutex::new(Vec::new()),
         }
@@ -187,17 +188,9 @@ impl CompactionManager {
 
     /// Charges `bytes` written to the throughput limit, sleeping while it is in debt.
     pub(crate) fn throttle(&self, bytes: u64) {
-        let Some((rate, next_free)) = &self.throughput else { return };
-        if bytes == 0 {
-            return;
+        if let Some(limiter) = &self.throughput {
+            limiter.charge(bytes);
         }
-        let wait = {
-            let mut next = next_free.lock();
-            let now = Instant::now();
-            *next = (*next).max(now) + Duration::from_secs_f64(bytes as f64 / *rate as f64);
-            next.saturating_duration_since(now)
-        };
-        std::thread::sleep(wait);
     }
 
     /// Signals shutdown; with `abandon`, running jobs stop at their next partition boundary.

@@ -344,6 +344,11 @@ impl Engine {
         self.table_by_name(name).map(|t| t.schema.clone())
     }
 
+    /// The schema of the table with id `id`.
+    pub fn schema_by_id(&self, id: TableId) -> Result<SchemaRef> {
+        self.table_by_id(id).map(|t| t.schema.clone())
+    }
+
     /// Names of all tables.
     pub fn table_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.inner.tables.read().values().map(|t| t.schema.full_name()).collect();

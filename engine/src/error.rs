@@ -95,4 +95,10 @@ pub enum Error {
     /// Invalid engine options.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+    /// A batchlog entry or batch that cannot be logged or decoded (what and where).
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    /// A batch replay that the replayer refused or failed; the entry stays for a later replay.
+    #[error("batch replay failed: {0}")]
+    ReplayFailed(String),
 }

@@ -3,6 +3,7 @@
 //! Start with [`Engine::open`], create tables from a [`talus_format::Schema`], write
 //! [`talus_format::Mutation`]s with [`Engine::apply`] and read with [`Engine::query`].
 
+pub mod batchlog;
 pub mod block_cache;
 pub mod commitlog;
 pub mod compaction_manager;
@@ -15,9 +16,11 @@ pub mod fs;
 pub mod manifest;
 pub mod memtable;
 pub mod memtable_reader;
+pub mod mutation_fragments;
 pub mod options;
 pub mod overlap;
 pub mod query;
+pub mod rate_limiter;
 pub mod read_path;
 pub mod sstable_set;
 pub mod sstable_source;
@@ -29,6 +32,7 @@ pub use error::{Error, Result};
 pub use flusher::FlushReport;
 pub use memtable::{Memtable, MemtableStats};
 pub use memtable_reader::Slice;
+pub use mutation_fragments::SourceFragments;
 pub use options::EngineOptions;
 pub use query::scan_all;
 pub use query::{PagingState, PartitionRange, Query, QueryResult, QueryStats, ResultPartition, ResultRow};

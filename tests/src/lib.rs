@@ -5,6 +5,7 @@
 //! that model-based tests compare the engine against; [`durability`], the crash workload and the
 //! checker of the durability promises; [`report`], the JSON reports of the campaigns.
 
+pub mod batchlog;
 pub mod durability;
 pub mod fixture;
 pub mod oracle;
