@@ -2,7 +2,7 @@
 //! public API: `sstable dump|stats|verify`, `commitlog dump`, `manifest dump`, their exit codes
 //! (0 clean, 1 damaged data, 2 usage or I/O errors) and one-line error messages.
 //!
-//! The binary belongs to package `talus`, so Cargo does not hand this package its path
+//! The binary belongs to package `talus-cli`, so Cargo does not hand this package its path
 //! (`CARGO_BIN_EXE_talus`); [`talus_bin`] builds it with the cargo running the tests (a no-op
 //! when it is up to date) into the same target directory and profile as this test.
 
@@ -33,7 +33,7 @@ fn talus_bin() -> &'static Path {
         let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap();
         let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        build.args(["build", "--quiet", "--package", "talus", "--bin", "talus", "--target-dir"]).arg(target_dir);
+        build.args(["build", "--quiet", "--package", "talus-cli", "--bin", "talus", "--target-dir"]).arg(target_dir);
         match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") | None => {}
             Some("release") => {

@@ -155,6 +155,11 @@ pub struct BatchlogManager {
     /// Per v2 shard, the highest `written_at` of initial entries written since the shard's last
     /// cleanup ([`CLEAN`]: none).
     dirty: Vec<AtomicI64>,
+    /// Per v2 partition (`stage * SHARDS + shard`), the highest `written_at` of entries that may
+    /// be live there ([`CLEAN`]: none): a replay reads only partitions that may hold live
+    /// entries, so its cost follows the live batches (the tables are written only through the
+    /// manager; after open every existing partition is read once).
+    maybe_live: Vec<AtomicI64>,
     /// The second half of every batch id this manager makes.
     node: u64,
     /// Highest write timestamp handed out (microseconds), for monotonic timestamps (C1.7).
@@ -202,6 +207,7 @@ impl BatchlogManager {
             write_gate: RwLock::new(()),
             floor_ms: AtomicI64::new(i64::MIN),
             dirty: (0..SHARDS).map(|_| AtomicI64::new(history)).collect(),
+            maybe_live: (0..2 * SHARDS).map(|_| AtomicI64::new(history)).collect(),
             last_timestamp: AtomicI64::new(i64::MIN),
             node: random_node(),
             replay_state: Mutex::new(replay::ReplayState::default()),
@@ -246,6 +252,7 @@ impl BatchlogManager {
         self.engine.apply(&mutation)?;
         if handle.layout == BatchlogLayout::V2 {
             self.dirty[usize::from(shard_of(written_at_ms))].fetch_max(written_at_ms, Ordering::SeqCst);
+            self.note_maybe_live(Stage::Initial, written_at_ms);
         }
         Ok(handle)
     }
@@ -329,6 +336,11 @@ impl BatchlogManager {
         id
     }
 
+    /// Notes that an entry of `written_at_ms` may be live in `stage`.
+    fn note_maybe_live(&self, stage: Stage, written_at_ms: i64) {
+        self.maybe_live[live_mark(stage, shard_of(written_at_ms))].fetch_max(written_at_ms, Ordering::SeqCst);
+    }
+
     /// The deletion time of tombstones written now.
     fn gc_now(&self) -> GcTime {
         GcTime(self.clock.now_millis().div_euclid(1000))
@@ -339,6 +351,11 @@ impl BatchlogManager {
 fn random_node() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     SmallRng::seed_from_u64(nanos ^ (u64::from(std::process::id()) << 32)).random()
+}
+
+/// The index of partition `(stage, shard)` in [`BatchlogManager::maybe_live`].
+fn live_mark(stage: Stage, shard: u8) -> usize {
+    stage as usize * SHARDS + usize::from(shard)
 }
 
 /// The clustering key `(written_at, id)` of a v2 entry.

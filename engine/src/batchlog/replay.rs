@@ -126,6 +126,9 @@ pub(super) struct ReplayRun {
     pub(super) min_too_fresh: Vec<Option<i64>>,
     /// Per v2 shard, whether this replay deleted or moved an entry (A9 step 8).
     pub(super) need_cleanup: Vec<bool>,
+    /// The highest `written_at` of the entries of the partition being read that stay live
+    /// (too fresh, or failed in place).
+    pub(super) stays_live: Option<i64>,
 }
 
 impl ReplayRun {
@@ -153,6 +156,7 @@ impl ReplayRun {
             },
             min_too_fresh: vec![None; SHARDS],
             need_cleanup: vec![false; SHARDS],
+            stays_live: None,
         }
     }
 }
@@ -255,6 +259,7 @@ impl BatchlogManager {
             let oldest = run.min_too_fresh[shard].get_or_insert(handle.written_at_ms);
             *oldest = (*oldest).min(handle.written_at_ms);
             run.report.batches_too_fresh += 1;
+            run.stays_live = run.stays_live.max(Some(handle.written_at_ms));
             return Ok(());
         }
         let delivered = match decoded {
@@ -285,12 +290,14 @@ impl BatchlogManager {
         let movable = handle.layout == BatchlogLayout::V2 && run.report.cleanup && entry.stage == Stage::Initial;
         if !movable {
             run.report.batches_failed += 1;
+            run.stays_live = run.stays_live.max(Some(handle.written_at_ms));
             return Ok(());
         }
         // A9 steps 6–7 in one crash-atomic write: the copy in failed_replay and the deletion of
         // the initial entry (C1.3), so a cleanup tombstone can never hide the only copy.
         let moved = [self.entry_mutation(&handle, Stage::FailedReplay, entry.data)?, self.delete_mutation(&handle, Stage::Initial)?];
         self.engine.apply_batch(&moved)?;
+        self.note_maybe_live(Stage::FailedReplay, handle.written_at_ms);
         run.report.batches_moved += 1;
         run.need_cleanup[shard] = true;
         Ok(())

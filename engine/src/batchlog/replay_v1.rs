@@ -31,6 +31,7 @@ impl BatchlogManager {
             let moved: [Mutation; 2] =
                 [self.entry_mutation(&v2, Stage::FailedReplay, entry.data)?, self.delete_mutation(&entry.handle, Stage::Initial)?];
             self.engine.apply_batch(&moved)?;
+            self.note_maybe_live(Stage::FailedReplay, entry.handle.written_at_ms);
             migrated += 1;
             Ok(())
         })?;

@@ -13,7 +13,7 @@ use talus_format::{RangeBound, Value};
 
 use super::replay::{Entry, ReplayRun};
 use super::tables::{v2_partition, Stage, SHARDS};
-use super::{BatchHandle, BatchlogLayout, BatchlogManager, CLEAN};
+use super::{live_mark, BatchHandle, BatchlogLayout, BatchlogManager, CLEAN};
 use crate::error::{Error, Result};
 use crate::query::{Query, QueryResult};
 
@@ -25,19 +25,29 @@ impl BatchlogManager {
         // step 6, which reads whole partitions and skips too-fresh rows one by one).
         let bound = run.report.now_ms.saturating_sub(self.min_batch_timeout_ms());
         run.report.scan_bound_ms = bound;
-        if run.report.cleanup {
+        {
             // From here on no batch is stamped at or below the bound, and the writes in flight
-            // are done, so the scan sees every entry a cleanup tombstone may cover (I4, T6).
+            // are done, so the scan sees every entry a cleanup tombstone may cover (I4, T6) and
+            // every entry the `maybe_live` marks may forget below.
             let _gate = self.write_gate.write();
             self.floor_ms.fetch_max(bound, Ordering::SeqCst);
         }
         let up_to_bound = [(RangeBound::Unbounded, RangeBound::Inclusive(vec![Value::Timestamp(bound)]))];
         for shard in 0..SHARDS {
+            // SHARDS is 256: the index fits a shard number.
+            let shard = shard as u8;
             for stage in [Stage::FailedReplay, Stage::Initial] {
-                // SHARDS is 256: the index fits a shard number.
-                let query =
-                    Query::partition(&self.v2, &v2_partition(stage, shard as u8))?.with_clustering_ranges(&self.v2, &up_to_bound)?;
+                let mark = &self.maybe_live[live_mark(stage, shard)];
+                if mark.load(Ordering::SeqCst) == CLEAN {
+                    continue;
+                }
+                run.stays_live = None;
+                let query = Query::partition(&self.v2, &v2_partition(stage, shard))?.with_clustering_ranges(&self.v2, &up_to_bound)?;
                 self.scan(query, run, |me, page, out| me.v2_entries(page, stage, out), |run, entry| self.process_entry(run, entry))?;
+                // Every entry at or below the bound was read: what may be live now is what stayed,
+                // unless a newer entry was written meanwhile (above the bound, by the floor).
+                let stays = run.stays_live.unwrap_or(CLEAN);
+                let _ = mark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w <= bound).then_some(stays));
             }
         }
         if run.report.cleanup {

@@ -5,7 +5,7 @@
 //! then it reopens the directory and reports what the commitlog replay recovered.
 //!
 //! `talus sstable dump|stats|verify`, `talus commitlog dump` and `talus manifest dump` inspect the
-//! files of an engine directory read-only (see the `cli` module).
+//! files of an engine directory read-only (see the `inspect` module).
 
 use std::process::ExitCode;
 
@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Schema, SchemaRef, Timestamp, Value};
 use talus::{Engine, EngineOptions, Query, QueryResult};
 
-mod cli;
+mod batchlog_demo;
+mod inspect;
 
 #[derive(Parser)]
 #[command(name = "talus", version, about = "Talus storage engine tools")]
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: a storage node's batchlog in both layouts, replay cost against history.
+    BatchlogDemo(batchlog_demo::DemoArgs),
     /// Write, delete and query an embedded engine, printing every step.
     Demo {
         /// Partitions to write.
@@ -36,27 +39,36 @@ enum Command {
     /// Inspect sstable files: dump fragments, show statistics, verify.
     Sstable {
         #[command(subcommand)]
-        command: cli::SstableCommand,
+        command: inspect::SstableCommand,
     },
     /// Inspect commitlog segment files.
     Commitlog {
         #[command(subcommand)]
-        command: cli::CommitlogCommand,
+        command: inspect::CommitlogCommand,
     },
     /// Inspect the MANIFEST of an engine directory.
     Manifest {
         #[command(subcommand)]
-        command: cli::ManifestCommand,
+        command: inspect::ManifestCommand,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::BatchlogDemo(args) => {
+            return match batchlog_demo::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Demo { partitions, rows } => demo(partitions, rows),
-        Command::Sstable { command } => return cli::run_sstable(command),
-        Command::Commitlog { command } => return cli::run_commitlog(command),
-        Command::Manifest { command } => return cli::run_manifest(command),
+        Command::Sstable { command } => return inspect::run_sstable(command),
+        Command::Commitlog { command } => return inspect::run_commitlog(command),
+        Command::Manifest { command } => return inspect::run_manifest(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
