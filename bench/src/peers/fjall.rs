@@ -1,0 +1,119 @@
+//! fjall 3 as a [`KvPeer`].
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+use super::{check_spaces, find_space, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
+
+const NAME: &str = "fjall";
+
+/// fjall 3: one [`Database`] with a keyspace per [`PeerOptions::spaces`] entry.
+///
+/// Configuration (see [`super`] for the common rules): block cache
+/// [`PeerOptions::block_cache_bytes`], `max_memtable_size` [`PeerOptions::memtable_bytes`], the
+/// journal flushed to the OS after every write (fjall's default, `manual_journal_persist =
+/// false`) and never synced by a write; LZ4 compression from level 2 (fjall's default: it has no
+/// zstd), leveled compaction, default worker threads. fjall has no range delete.
+pub struct FjallPeer {
+    dir: PathBuf,
+    // Field order matters: the keyspaces are dropped before the database.
+    spaces: Vec<Keyspace>,
+    names: Vec<String>,
+    db: Database,
+}
+
+impl std::fmt::Debug for FjallPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallPeer").field("dir", &self.dir).field("spaces", &self.names).finish_non_exhaustive()
+    }
+}
+
+impl FjallPeer {
+    /// Opens (creating it if needed) a fjall database in `dir` with the keyspaces of `options`.
+    pub fn open(dir: &Path, options: &PeerOptions) -> Result<FjallPeer, PeerError> {
+        check_spaces(NAME, options)?;
+        let db = Database::builder(dir)
+            .cache_size(options.block_cache_bytes)
+            .open()
+            .map_err(|e| PeerError::engine(NAME, format!("opening {}", dir.display()), e))?;
+        let mut spaces = Vec::with_capacity(options.spaces.len());
+        for name in &options.spaces {
+            let create = || KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes);
+            spaces.push(db.keyspace(name, create).map_err(|e| PeerError::engine(NAME, format!("opening keyspace {name:?}"), e))?);
+        }
+        Ok(FjallPeer { dir: dir.to_path_buf(), spaces, names: options.spaces.clone(), db })
+    }
+
+    /// The fjall database (for measurements beyond the trait).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn ks(&self, space: SpaceId) -> Result<&Keyspace, PeerError> {
+        self.spaces.get(space.0).ok_or_else(|| PeerError::UnknownSpace {
+            engine: NAME,
+            name: format!("#{}", space.0),
+            opened: self.names.clone(),
+        })
+    }
+}
+
+impl KvPeer for FjallPeer {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn space(&self, name: &str) -> Result<SpaceId, PeerError> {
+        find_space(NAME, &self.names, name)
+    }
+
+    fn put(&self, space: SpaceId, key: &[u8], value: &[u8]) -> Result<(), PeerError> {
+        self.ks(space)?.insert(key, value).map_err(|e| PeerError::engine(NAME, "put", e))
+    }
+
+    fn delete(&self, space: SpaceId, key: &[u8]) -> Result<(), PeerError> {
+        self.ks(space)?.remove(key).map_err(|e| PeerError::engine(NAME, "delete", e))
+    }
+
+    fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
+        let value = self.ks(space)?.get(key).map_err(|e| PeerError::engine(NAME, "get", e))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, space: SpaceId, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>) -> Result<u64, PeerError> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut visited = 0;
+        for guard in self.ks(space)?.range::<&[u8], _>((Bound::Included(start), upper)) {
+            let (key, value) = guard.into_inner().map_err(|e| PeerError::engine(NAME, "scan", e))?;
+            visited += 1;
+            if visit(&key, &value).is_break() {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+
+    fn space_bytes(&self, space: SpaceId) -> Result<u64, PeerError> {
+        Ok(self.ks(space)?.disk_space())
+    }
+
+    fn flush(&self) -> Result<(), PeerError> {
+        for ks in &self.spaces {
+            ks.rotate_memtable_and_wait().map_err(|e| PeerError::engine(NAME, "flush", e))?;
+        }
+        Ok(())
+    }
+
+    fn compact(&self) -> Result<(), PeerError> {
+        for ks in &self.spaces {
+            ks.major_compact().map_err(|e| PeerError::engine(NAME, "major compaction", e))?;
+        }
+        Ok(())
+    }
+}
