@@ -2,7 +2,7 @@
 //! the v1 → v2 migration (A11): which entries a replay delivers, deletes, moves or keeps, and the
 //! exact shape of the cleanup range tombstones.
 
-#![allow(clippy::unwrap_used)] // test setup: a failure should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::panic)] // test setup: a failure should fail the test loudly
 
 use std::time::Duration;
 
