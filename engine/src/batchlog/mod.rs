@@ -32,7 +32,7 @@ mod replay_v2;
 mod replayer;
 pub mod tables;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,6 +160,9 @@ pub struct BatchlogManager {
     /// entries, so its cost follows the live batches (the tables are written only through the
     /// manager; after open every existing partition is read once).
     maybe_live: Vec<AtomicI64>,
+    /// Per v2 partition, whether its history before this process is known: until a replay has
+    /// read it whole (no `written_at` bound), entries of a previous process may be anywhere in it.
+    history_read: Vec<AtomicBool>,
     /// The second half of every batch id this manager makes.
     node: u64,
     /// Highest write timestamp handed out (microseconds), for monotonic timestamps (C1.7).
@@ -196,6 +199,7 @@ impl BatchlogManager {
         // A table created just now has no history; an existing one may hold dead entries of a
         // previous process in any shard, so the first cleanup covers every shard.
         let history = if created { CLEAN } else { UNKNOWN_HISTORY };
+        let first_timestamp = clock.now_millis().saturating_add(1).saturating_mul(1000);
         Ok(BatchlogManager {
             engine: engine.clone(),
             limiter: options.replay_rate_bytes_per_sec.map(RateLimiter::new),
@@ -207,8 +211,11 @@ impl BatchlogManager {
             write_gate: RwLock::new(()),
             floor_ms: AtomicI64::new(i64::MIN),
             dirty: (0..SHARDS).map(|_| AtomicI64::new(history)).collect(),
-            maybe_live: (0..2 * SHARDS).map(|_| AtomicI64::new(history)).collect(),
-            last_timestamp: AtomicI64::new(i64::MIN),
+            maybe_live: (0..2 * SHARDS).map(|_| AtomicI64::new(CLEAN)).collect(),
+            history_read: (0..2 * SHARDS).map(|_| AtomicBool::new(created)).collect(),
+            // Timestamps start at the next millisecond: a previous process that ran in this one
+            // (a restart within a millisecond) handed out its own from this one's start.
+            last_timestamp: AtomicI64::new(first_timestamp),
             node: random_node(),
             replay_state: Mutex::new(replay::ReplayState::default()),
             metrics: Mutex::new(BatchlogMetrics::default()),

@@ -37,16 +37,29 @@ impl BatchlogManager {
             // SHARDS is 256: the index fits a shard number.
             let shard = shard as u8;
             for stage in [Stage::FailedReplay, Stage::Initial] {
-                let mark = &self.maybe_live[live_mark(stage, shard)];
-                if mark.load(Ordering::SeqCst) == CLEAN {
+                let index = live_mark(stage, shard);
+                let mark = &self.maybe_live[index];
+                let history_read = self.history_read[index].load(Ordering::SeqCst);
+                if history_read && mark.load(Ordering::SeqCst) == CLEAN {
                     continue;
                 }
                 run.stays_live = None;
-                let query = Query::partition(&self.v2, &v2_partition(stage, shard))?.with_clustering_ranges(&self.v2, &up_to_bound)?;
+                // A partition whose earlier history is unknown is read whole: entries of a
+                // previous process above the bound are then seen (as too fresh) and kept in mind.
+                let mut query = Query::partition(&self.v2, &v2_partition(stage, shard))?;
+                if history_read {
+                    query = query.with_clustering_ranges(&self.v2, &up_to_bound)?;
+                }
                 self.scan(query, run, |me, page, out| me.v2_entries(page, stage, out), |run, entry| self.process_entry(run, entry))?;
+                let stays = run.stays_live.unwrap_or(CLEAN);
+                if !history_read {
+                    // Only remember more: writes of this process since open are in the mark.
+                    mark.fetch_max(stays, Ordering::SeqCst);
+                    self.history_read[index].store(true, Ordering::SeqCst);
+                    continue;
+                }
                 // Every entry at or below the bound was read: what may be live now is what stayed,
                 // unless a newer entry was written meanwhile (above the bound, by the floor).
-                let stays = run.stays_live.unwrap_or(CLEAN);
                 let _ = mark.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w <= bound).then_some(stays));
             }
         }
