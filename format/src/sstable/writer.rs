@@ -16,12 +16,13 @@
 use crate::error::{Error, Result};
 use crate::fragment::{Fragment, StreamValidator};
 use crate::fs::FsFile;
+use crate::mutation_codec::write_varint;
 use crate::schema::TableId;
 use crate::schema::{Compression, Schema};
 use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section};
-use crate::sstable::index::{encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::index::{encode_partition_entry, encode_row_index, PartitionIndexEntry, RowIndexRef};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
 use crate::time::GcTime;
@@ -165,13 +166,21 @@ pub struct SstableWriter<S: SstableSink> {
     data_size: u64,
     validator: StreamValidator,
     statistics: StatisticsCollector,
-    entries: Vec<PartitionIndexEntry>,
-    /// Entries (by index) that start in the pending block and need its length.
-    starting_in_block: Vec<usize>,
+    /// The partition index section as it grows: [`COUNT_ROOM`] bytes left for the entry count,
+    /// then the encoded entries.
+    partition_index: Vec<u8>,
+    /// Entries encoded so far.
+    partitions: u64,
+    /// Finished entries of partitions that start in the pending block: encoded once it is written
+    /// and its length known.
+    pending: Vec<PartitionIndexEntry>,
     open: Option<OpenPartition>,
     hashes: Vec<u64>,
     row_index: Vec<u8>,
 }
+
+/// Room for the largest varint (a `u64` takes at most 10 bytes).
+const COUNT_ROOM: usize = 10;
 
 fn io(e: std::io::Error) -> Error {
     Error::Io(e.to_string())
@@ -191,8 +200,9 @@ impl<S: SstableSink> SstableWriter<S> {
             data_size: 0,
             validator: StreamValidator::new(),
             statistics: StatisticsCollector::new(origin, table),
-            entries: Vec::new(),
-            starting_in_block: Vec::new(),
+            partition_index: vec![0; COUNT_ROOM],
+            partitions: 0,
+            pending: Vec::new(),
             open: None,
             hashes: Vec::new(),
             row_index: Vec::new(),
@@ -235,8 +245,7 @@ impl<S: SstableSink> SstableWriter<S> {
             Fragment::PartitionEnd => {
                 let Some(p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
                 if p.summary.row_index.is_empty() {
-                    self.starting_in_block.push(self.entries.len());
-                    self.entries.push(p.into_entry(None));
+                    self.pending.push(p.into_entry(None));
                 } else {
                     // A wide partition: its last block ends here, so the row index is complete.
                     self.open = Some(p);
@@ -245,7 +254,7 @@ impl<S: SstableSink> SstableWriter<S> {
                     let offset = self.row_index.len() as u64;
                     encode_row_index(&p.summary.row_index, &mut self.row_index);
                     let len = self.row_index.len() as u64 - offset;
-                    self.entries.push(p.into_entry(Some(RowIndexRef { offset, len })));
+                    self.index_entry(&p.into_entry(Some(RowIndexRef { offset, len })));
                 }
             }
             other => self.open_partition()?.summary.observe(other),
@@ -269,9 +278,12 @@ impl<S: SstableSink> SstableWriter<S> {
         self.blocks += 1;
         self.data_size += self.block.len() as u64;
         self.block.clear();
-        for i in self.starting_in_block.drain(..) {
-            self.entries[i].block.len = handle.len;
+        let mut pending = std::mem::take(&mut self.pending);
+        for mut entry in pending.drain(..) {
+            entry.block.len = handle.len;
+            self.index_entry(&entry);
         }
+        self.pending = pending;
         if let Some(p) = &mut self.open {
             if p.entry.block.offset == handle.offset {
                 p.entry.block.len = handle.len;
@@ -279,6 +291,12 @@ impl<S: SstableSink> SstableWriter<S> {
             p.summary.end_block(handle);
         }
         Ok(())
+    }
+
+    /// Appends a finished entry to the partition index.
+    fn index_entry(&mut self, entry: &PartitionIndexEntry) {
+        encode_partition_entry(entry, &mut self.partition_index);
+        self.partitions += 1;
     }
 
     /// Uncompressed data bytes written so far (compaction cuts its outputs by it).
@@ -306,8 +324,11 @@ impl<S: SstableSink> SstableWriter<S> {
             Ok(())
         };
         emit(&mut self.sink, &mut self.offset, &self.row_index, &mut footer.row_index)?;
-        encode_partition_index(&self.entries, &mut sections);
-        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.partition_index)?;
+        // The section is the entry count followed by the entries: the count goes right before them.
+        write_varint(&mut sections, self.partitions);
+        let start = COUNT_ROOM - sections.len();
+        self.partition_index[start..COUNT_ROOM].copy_from_slice(&sections);
+        emit(&mut self.sink, &mut self.offset, &self.partition_index[start..], &mut footer.partition_index)?;
         sections.clear();
         BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
         emit(&mut self.sink, &mut self.offset, &sections, &mut footer.filter)?;
