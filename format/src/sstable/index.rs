@@ -97,7 +97,21 @@ pub struct RowIndexEntry {
 
 /// Appends one partition index entry.
 pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
+    encode_entry(entry, out);
+}
+
+/// Where [`encode_entry`] put an entry's parts in its output.
+pub(crate) struct EncodedEntry {
+    /// The key's bytes.
+    pub(crate) key: std::ops::Range<usize>,
+    /// The rest after the flags.
+    pub(crate) tail: usize,
+}
+
+/// Appends one partition index entry; returns where its key and its rest lie in `out`.
+pub(crate) fn encode_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) -> EncodedEntry {
     write_bytes(out, entry.key.key.as_bytes());
+    let key = out.len() - entry.key.key.as_bytes().len()..out.len();
     write_tombstone(out, entry.tombstone);
     write_varint(out, entry.block.offset);
     write_varint(out, u64::from(entry.block.len));
@@ -113,6 +127,7 @@ pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
         flags |= FLAG_ROW_INDEX;
     }
     out.push(flags);
+    let tail = out.len();
     if let Some((first, last)) = &entry.clustering {
         write_position(out, first);
         write_position(out, last);
@@ -128,6 +143,7 @@ pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
         write_tombstone(out, rt.tombstone);
     }
     write_i64(out, entry.max_timestamp.0);
+    EncodedEntry { key, tail }
 }
 
 /// Encodes the partition index section.

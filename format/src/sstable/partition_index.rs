@@ -18,19 +18,19 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::mutation_codec::Reader;
+use crate::mutation_codec::{write_varint, Reader};
 use crate::partition_key::{DecoratedKey, PartitionKey};
 use crate::sstable::block::BlockHandle;
 use crate::sstable::index::{
-    read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, FLAG_CLUSTERING, FLAG_ROW_INDEX, FLAG_STATIC_ROW,
-    MIN_PARTITION_ENTRY_BYTES, PARTITION_INDEX,
+    encode_entry, read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, FLAG_CLUSTERING, FLAG_ROW_INDEX,
+    FLAG_STATIC_ROW, MIN_PARTITION_ENTRY_BYTES, PARTITION_INDEX,
 };
 use crate::time::Timestamp;
 use crate::token::Token;
 use crate::tombstone::Tombstone;
 
 /// What the index keeps of one partition.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Slot {
     token: Token,
     /// The key's bytes are `bytes[key_start..key_end]`.
@@ -47,7 +47,7 @@ struct Slot {
 
 /// The decoded partition index section of an sstable: one compact slot per partition, in
 /// (token, key) order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartitionIndex {
     bytes: Bytes,
     /// File offset of the section (for corruption offsets).
@@ -101,6 +101,17 @@ impl PartitionIndex {
             return Err(shift(r.corrupt(r.pos, format!("{} trailing byte(s)", r.remaining())), section_offset));
         }
         Ok(PartitionIndex { bytes, section_offset, slots, block_end, row_index_end })
+    }
+
+    /// The section's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The same index over `bytes`, when they equal its own (the section as read back from the
+    /// file the index was written to): the index then shares them instead of its copy.
+    pub fn over(self, bytes: Bytes, section_offset: u64) -> Option<PartitionIndex> {
+        (bytes == self.bytes && section_offset == self.section_offset).then_some(PartitionIndex { bytes, ..self })
     }
 
     /// The number of partitions.
@@ -157,6 +168,71 @@ impl PartitionIndex {
     /// The slot's key against `key`, in (token, key bytes) order.
     fn compare(&self, slot: &Slot, key: &DecoratedKey) -> Ordering {
         slot.token.cmp(&key.token).then_with(|| self.key_bytes(slot).cmp(&key.key.as_bytes()[..]))
+    }
+}
+
+/// Builds a partition index section, and its [`PartitionIndex`], entry by entry (the sstable
+/// writer), so the file's reader need not decode the section again.
+#[derive(Debug)]
+pub(crate) struct PartitionIndexBuilder {
+    /// [`COUNT_ROOM`] bytes left for the entry count, then the encoded entries.
+    bytes: Vec<u8>,
+    /// Slots with offsets into `bytes`.
+    slots: Vec<Slot>,
+    block_end: u64,
+    row_index_end: u64,
+}
+
+/// Room for the entry count (a `u64` varint takes at most 10 bytes).
+const COUNT_ROOM: usize = 10;
+
+impl PartitionIndexBuilder {
+    pub(crate) fn new() -> PartitionIndexBuilder {
+        PartitionIndexBuilder { bytes: vec![0; COUNT_ROOM], slots: Vec::new(), block_end: 0, row_index_end: 0 }
+    }
+
+    /// Appends the next entry (entries come in (token, key) order).
+    pub(crate) fn push(&mut self, entry: &PartitionIndexEntry) {
+        let encoded = encode_entry(entry, &mut self.bytes);
+        let mut flags = 0;
+        if entry.has_static_row {
+            flags |= FLAG_STATIC_ROW;
+        }
+        if entry.clustering.is_some() {
+            flags |= FLAG_CLUSTERING;
+        }
+        if let Some(ri) = entry.row_index {
+            flags |= FLAG_ROW_INDEX;
+            self.row_index_end = self.row_index_end.max(ri.offset.checked_add(ri.len).unwrap_or(u64::MAX));
+        }
+        self.block_end = self.block_end.max(entry.block.end());
+        self.slots.push(Slot {
+            token: entry.key.token,
+            key_start: encoded.key.start,
+            key_end: encoded.key.end,
+            tail: encoded.tail,
+            tombstone: entry.tombstone,
+            block: entry.block,
+            offset_in_block: entry.offset_in_block,
+            flags,
+            max_timestamp: entry.max_timestamp,
+        });
+    }
+
+    /// The finished index, whose bytes are the section to write at file offset `section_offset`.
+    pub(crate) fn finish(mut self, section_offset: u64) -> PartitionIndex {
+        let mut count = Vec::with_capacity(COUNT_ROOM);
+        write_varint(&mut count, self.slots.len() as u64);
+        let start = COUNT_ROOM - count.len();
+        self.bytes[start..COUNT_ROOM].copy_from_slice(&count);
+        // Every offset is past the room (the entries follow it), so none underflows.
+        for slot in &mut self.slots {
+            slot.key_start -= start;
+            slot.key_end -= start;
+            slot.tail -= start;
+        }
+        let bytes = Bytes::from(self.bytes).slice(start..);
+        PartitionIndex { bytes, section_offset, slots: self.slots, block_end: self.block_end, row_index_end: self.row_index_end }
     }
 }
 

@@ -135,6 +135,28 @@ impl SstableReader {
         expected_file_id: Option<u64>,
         cache: Option<Arc<dyn BlockCache>>,
     ) -> Result<SstableReader> {
+        SstableReader::open_with(source, expected_file_id, cache, None)
+    }
+
+    /// Opens an sstable this process has just written, taking its partition index from the
+    /// writer ([`crate::sstable::writer::WrittenSstable::index`]) instead of decoding the section
+    /// again. The section is still read and verified, and must hold the index's exact bytes (the
+    /// index then shares them); otherwise it is decoded as by [`SstableReader::open`].
+    pub fn open_written(
+        source: Arc<dyn SstableSource>,
+        expected_file_id: Option<u64>,
+        cache: Option<Arc<dyn BlockCache>>,
+        index: PartitionIndex,
+    ) -> Result<SstableReader> {
+        SstableReader::open_with(source, expected_file_id, cache, Some(index))
+    }
+
+    fn open_with(
+        source: Arc<dyn SstableSource>,
+        expected_file_id: Option<u64>,
+        cache: Option<Arc<dyn BlockCache>>,
+        written: Option<PartitionIndex>,
+    ) -> Result<SstableReader> {
         let len = source.len();
         let footer_offset = len.saturating_sub(FOOTER_LEN as u64);
         let footer_bytes = if len < FOOTER_LEN as u64 { Bytes::new() } else { read(&*source, footer_offset, FOOTER_LEN)? };
@@ -145,8 +167,12 @@ impl SstableReader {
             s.verify(&bytes, footer.file_id, structure)?;
             Ok(bytes)
         };
-        let partitions =
-            PartitionIndex::decode(section(&footer.partition_index, "sstable partition index")?, footer.partition_index.offset)?;
+        let index_bytes = section(&footer.partition_index, "sstable partition index")?;
+        let index_offset = footer.partition_index.offset;
+        let partitions = match written.and_then(|index| index.over(index_bytes.clone(), index_offset)) {
+            Some(index) => index,
+            None => PartitionIndex::decode(index_bytes, index_offset)?,
+        };
         let filter = BloomFilter::decode(&section(&footer.filter, "bloom filter")?)
             .map_err(|e| crate::sstable::index::shift(e, footer.filter.offset))?;
         let statistics = Statistics::decode(&section(&footer.statistics, "sstable statistics")?)

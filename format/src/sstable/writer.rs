@@ -16,13 +16,13 @@
 use crate::error::{Error, Result};
 use crate::fragment::{Fragment, StreamValidator};
 use crate::fs::FsFile;
-use crate::mutation_codec::write_varint;
 use crate::schema::TableId;
 use crate::schema::{Compression, Schema};
 use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section};
-use crate::sstable::index::{encode_partition_entry, encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::index::{encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::partition_index::{PartitionIndex, PartitionIndexBuilder};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
 use crate::time::GcTime;
@@ -129,6 +129,8 @@ pub struct WrittenSstable {
     pub blocks: u64,
     /// The statistics stored in the file.
     pub statistics: Statistics,
+    /// The partition index stored in the file, for [`crate::sstable::reader::SstableReader::open_written`].
+    pub index: PartitionIndex,
 }
 
 /// The partition being written.
@@ -166,11 +168,8 @@ pub struct SstableWriter<S: SstableSink> {
     data_size: u64,
     validator: StreamValidator,
     statistics: StatisticsCollector,
-    /// The partition index section as it grows: [`COUNT_ROOM`] bytes left for the entry count,
-    /// then the encoded entries.
-    partition_index: Vec<u8>,
-    /// Entries encoded so far.
-    partitions: u64,
+    /// The partition index as it grows.
+    index: PartitionIndexBuilder,
     /// Finished entries of partitions that start in the pending block: encoded once it is written
     /// and its length known.
     pending: Vec<PartitionIndexEntry>,
@@ -178,9 +177,6 @@ pub struct SstableWriter<S: SstableSink> {
     hashes: Vec<u64>,
     row_index: Vec<u8>,
 }
-
-/// Room for the largest varint (a `u64` takes at most 10 bytes).
-const COUNT_ROOM: usize = 10;
 
 fn io(e: std::io::Error) -> Error {
     Error::Io(e.to_string())
@@ -200,8 +196,7 @@ impl<S: SstableSink> SstableWriter<S> {
             data_size: 0,
             validator: StreamValidator::new(),
             statistics: StatisticsCollector::new(origin, table),
-            partition_index: vec![0; COUNT_ROOM],
-            partitions: 0,
+            index: PartitionIndexBuilder::new(),
             pending: Vec::new(),
             open: None,
             hashes: Vec::new(),
@@ -295,8 +290,7 @@ impl<S: SstableSink> SstableWriter<S> {
 
     /// Appends a finished entry to the partition index.
     fn index_entry(&mut self, entry: &PartitionIndexEntry) {
-        encode_partition_entry(entry, &mut self.partition_index);
-        self.partitions += 1;
+        self.index.push(entry);
     }
 
     /// Uncompressed data bytes written so far (compaction cuts its outputs by it).
@@ -324,12 +318,8 @@ impl<S: SstableSink> SstableWriter<S> {
             Ok(())
         };
         emit(&mut self.sink, &mut self.offset, &self.row_index, &mut footer.row_index)?;
-        // The section is the entry count followed by the entries: the count goes right before them.
-        write_varint(&mut sections, self.partitions);
-        let start = COUNT_ROOM - sections.len();
-        self.partition_index[start..COUNT_ROOM].copy_from_slice(&sections);
-        emit(&mut self.sink, &mut self.offset, &self.partition_index[start..], &mut footer.partition_index)?;
-        sections.clear();
+        let index = self.index.finish(self.offset);
+        emit(&mut self.sink, &mut self.offset, index.bytes(), &mut footer.partition_index)?;
         BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
         emit(&mut self.sink, &mut self.offset, &sections, &mut footer.filter)?;
         sections.clear();
@@ -339,6 +329,6 @@ impl<S: SstableSink> SstableWriter<S> {
         footer.encode(&mut sections);
         self.sink.append(&sections).map_err(io)?;
         let size = self.offset + sections.len() as u64;
-        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics }))
+        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics, index }))
     }
 }
