@@ -91,6 +91,13 @@ impl FileSink {
 
 impl SstableSink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() >= FILE_SINK_BUFFER {
+            // A large section goes straight to the file, without a copy through the buffer.
+            self.flush()?;
+            self.file.write_all_at(bytes, self.offset)?;
+            self.offset += bytes.len() as u64;
+            return Ok(());
+        }
         self.buffer.extend_from_slice(bytes);
         if self.buffer.len() >= FILE_SINK_BUFFER {
             self.flush()?;
