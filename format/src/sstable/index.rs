@@ -106,6 +106,8 @@ pub(crate) struct EncodedEntry {
     pub(crate) key: std::ops::Range<usize>,
     /// The rest after the flags.
     pub(crate) tail: usize,
+    /// The flags.
+    pub(crate) flags: u8,
 }
 
 /// Appends one partition index entry; returns where its key and its rest lie in `out`.
@@ -143,7 +145,7 @@ pub(crate) fn encode_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) -> En
         write_tombstone(out, rt.tombstone);
     }
     write_i64(out, entry.max_timestamp.0);
-    EncodedEntry { key, tail }
+    EncodedEntry { key, tail, flags }
 }
 
 /// Encodes the partition index section.

@@ -22,7 +22,7 @@ use crate::mutation_codec::{write_varint, Reader};
 use crate::partition_key::{DecoratedKey, PartitionKey};
 use crate::sstable::block::BlockHandle;
 use crate::sstable::index::{
-    encode_entry, read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, FLAG_CLUSTERING, FLAG_ROW_INDEX,
+    encode_entry, read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, RowIndexRef, FLAG_CLUSTERING, FLAG_ROW_INDEX,
     FLAG_STATIC_ROW, MIN_PARTITION_ENTRY_BYTES, PARTITION_INDEX,
 };
 use crate::time::Timestamp;
@@ -53,10 +53,24 @@ pub struct PartitionIndex {
     /// File offset of the section (for corruption offsets).
     section_offset: u64,
     slots: Vec<Slot>,
-    /// The largest block end and row index end (from the row index section's start) any entry
-    /// names, so the reader can check them against the file once.
+    reach: Reach,
+}
+
+/// The largest block end and row index end (from the row index section's start) the entries
+/// name, so the reader can check them against the file once.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Reach {
     block_end: u64,
     row_index_end: u64,
+}
+
+impl Reach {
+    fn note(&mut self, block: BlockHandle, row_index: Option<RowIndexRef>) {
+        self.block_end = self.block_end.max(block.end());
+        if let Some(ri) = row_index {
+            self.row_index_end = self.row_index_end.max(ri.offset.saturating_add(ri.len));
+        }
+    }
 }
 
 impl PartitionIndex {
@@ -67,7 +81,7 @@ impl PartitionIndex {
         let mut r = Reader { structure: PARTITION_INDEX, buf: &bytes, pos: 0 };
         let n = r.count("partition entry", MIN_PARTITION_ENTRY_BYTES).map_err(|e| shift(e, section_offset))?;
         let mut slots: Vec<Slot> = Vec::with_capacity(n);
-        let (mut block_end, mut row_index_end) = (0u64, 0u64);
+        let mut reach = Reach::default();
         for _ in 0..n {
             let at = r.pos;
             let head = read_entry_head(&mut r).map_err(|e| shift(e, section_offset))?;
@@ -91,16 +105,13 @@ impl PartitionIndex {
                     return Err(shift(r.corrupt(at, "partitions not in strictly increasing (token, key) order"), section_offset));
                 }
             }
-            block_end = block_end.max(head.block.end());
-            if let Some(ri) = row_index {
-                row_index_end = row_index_end.max(ri.offset.checked_add(ri.len).unwrap_or(u64::MAX));
-            }
+            reach.note(head.block, row_index);
             slots.push(slot);
         }
         if r.remaining() != 0 {
             return Err(shift(r.corrupt(r.pos, format!("{} trailing byte(s)", r.remaining())), section_offset));
         }
-        Ok(PartitionIndex { bytes, section_offset, slots, block_end, row_index_end })
+        Ok(PartitionIndex { bytes, section_offset, slots, reach })
     }
 
     /// The section's bytes.
@@ -152,12 +163,12 @@ impl PartitionIndex {
 
     /// The largest block end any entry names.
     pub(crate) fn block_end(&self) -> u64 {
-        self.block_end
+        self.reach.block_end
     }
 
     /// The largest end (from the row index section's start) of a row index any entry names.
     pub(crate) fn row_index_end(&self) -> u64 {
-        self.row_index_end
+        self.reach.row_index_end
     }
 
     fn key_bytes(&self, slot: &Slot) -> &[u8] {
@@ -179,8 +190,7 @@ pub(crate) struct PartitionIndexBuilder {
     bytes: Vec<u8>,
     /// Slots with offsets into `bytes`.
     slots: Vec<Slot>,
-    block_end: u64,
-    row_index_end: u64,
+    reach: Reach,
 }
 
 /// Room for the entry count (a `u64` varint takes at most 10 bytes).
@@ -188,24 +198,13 @@ const COUNT_ROOM: usize = 10;
 
 impl PartitionIndexBuilder {
     pub(crate) fn new() -> PartitionIndexBuilder {
-        PartitionIndexBuilder { bytes: vec![0; COUNT_ROOM], slots: Vec::new(), block_end: 0, row_index_end: 0 }
+        PartitionIndexBuilder { bytes: vec![0; COUNT_ROOM], slots: Vec::new(), reach: Reach::default() }
     }
 
     /// Appends the next entry (entries come in (token, key) order).
     pub(crate) fn push(&mut self, entry: &PartitionIndexEntry) {
         let encoded = encode_entry(entry, &mut self.bytes);
-        let mut flags = 0;
-        if entry.has_static_row {
-            flags |= FLAG_STATIC_ROW;
-        }
-        if entry.clustering.is_some() {
-            flags |= FLAG_CLUSTERING;
-        }
-        if let Some(ri) = entry.row_index {
-            flags |= FLAG_ROW_INDEX;
-            self.row_index_end = self.row_index_end.max(ri.offset.checked_add(ri.len).unwrap_or(u64::MAX));
-        }
-        self.block_end = self.block_end.max(entry.block.end());
+        self.reach.note(entry.block, entry.row_index);
         self.slots.push(Slot {
             token: entry.key.token,
             key_start: encoded.key.start,
@@ -214,7 +213,7 @@ impl PartitionIndexBuilder {
             tombstone: entry.tombstone,
             block: entry.block,
             offset_in_block: entry.offset_in_block,
-            flags,
+            flags: encoded.flags,
             max_timestamp: entry.max_timestamp,
         });
     }
@@ -232,7 +231,7 @@ impl PartitionIndexBuilder {
             slot.tail -= start;
         }
         let bytes = Bytes::from(self.bytes).slice(start..);
-        PartitionIndex { bytes, section_offset, slots: self.slots, block_end: self.block_end, row_index_end: self.row_index_end }
+        PartitionIndex { bytes, section_offset, slots: self.slots, reach: self.reach }
     }
 }
 
