@@ -168,11 +168,11 @@ impl<'a> MergedStream<'a> {
                 merged = Some(match (merged, head) {
                     (None, f) => f,
                     (Some(Fragment::Row { key, mut row }), Fragment::Row { row: other, .. }) => {
-                        row.apply(&other);
+                        row.absorb(other);
                         Fragment::Row { key, row }
                     }
                     (Some(Fragment::StaticRow(mut cells)), Fragment::StaticRow(other)) => {
-                        cells.apply(&other);
+                        cells.absorb(other);
                         Fragment::StaticRow(cells)
                     }
                     (Some(Fragment::PartitionEnd), Fragment::PartitionEnd) => Fragment::PartitionEnd,

@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
             previous = Some(column);
             cells.push((ColumnId(column), self.cell()?));
         }
-        Ok(cells.into_iter().collect())
+        Ok(Cells::from_sorted(cells))
     }
 
     pub(crate) fn cell(&mut self) -> Result<Cell> {
