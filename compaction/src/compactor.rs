@@ -232,14 +232,14 @@ impl Compactor {
 pub struct CompactedStream<'a> {
     input: FragmentStream<'a>,
     compactor: Compactor,
-    buffer: std::collections::VecDeque<Fragment>,
-    scratch: Vec<Fragment>,
+    /// Output not yet returned, last first (so the next is popped off the end).
+    buffer: Vec<Fragment>,
 }
 
 impl<'a> CompactedStream<'a> {
     /// Compacts `input` under `policy` for `purpose`.
     pub fn new(input: FragmentStream<'a>, policy: GcPolicy, purpose: CompactionPurpose) -> CompactedStream<'a> {
-        CompactedStream { input, compactor: Compactor::new(policy, purpose), buffer: Default::default(), scratch: Vec::new() }
+        CompactedStream { input, compactor: Compactor::new(policy, purpose), buffer: Vec::new() }
     }
 
     /// Statistics so far.
@@ -253,13 +253,13 @@ impl Iterator for CompactedStream<'_> {
 
     fn next(&mut self) -> Option<Result<Fragment>> {
         loop {
-            if let Some(f) = self.buffer.pop_front() {
+            if let Some(f) = self.buffer.pop() {
                 return Some(Ok(f));
             }
             match self.input.next()? {
                 Ok(f) => {
-                    self.compactor.consume(f, &mut self.scratch);
-                    self.buffer.extend(self.scratch.drain(..));
+                    self.compactor.consume(f, &mut self.buffer);
+                    self.buffer.reverse();
                 }
                 Err(e) => return Some(Err(e)),
             }

@@ -11,7 +11,7 @@
 //!
 //! Not thread-safe itself, but `Send`: one consumer drives it.
 
-use talus_format::{Error, Fragment, FragmentStream, Position, Result};
+use talus_format::{Error, Fragment, FragmentStream, Result};
 
 use crate::rt_merger::RangeTombstoneChangeMerger;
 
@@ -43,8 +43,6 @@ pub struct MergedStream<'a> {
     in_partition: bool,
     rt: RangeTombstoneChangeMerger,
     finished: bool,
-    /// Scratch: each member's head position, computed once per step.
-    heads: Vec<(usize, Position)>,
 }
 
 impl<'a> MergedStream<'a> {
@@ -57,7 +55,6 @@ impl<'a> MergedStream<'a> {
             in_partition: false,
             rt: RangeTombstoneChangeMerger::new(n),
             finished: false,
-            heads: Vec::with_capacity(n),
         }
     }
 
@@ -131,25 +128,29 @@ impl<'a> MergedStream<'a> {
             }
         }
         loop {
-            let mut heads = std::mem::take(&mut self.heads);
-            heads.clear();
+            let mut min: Option<usize> = None;
             for &i in &self.members {
-                let input = &mut self.inputs[i];
-                input.fill()?;
-                let Some(head) = &input.head else {
+                self.inputs[i].fill()?;
+                let Some(head) = &self.inputs[i].head else {
                     return Err(Error::InvalidStream(format!("merge input {i} ended inside a partition")));
                 };
-                heads.push((i, head.position()));
+                let lower = match min.and_then(|m| self.inputs[m].head.as_ref()) {
+                    Some(best) => head.position_ref() < best.position_ref(),
+                    None => true,
+                };
+                if lower {
+                    min = Some(i);
+                }
             }
-            let Some(min) = heads.iter().map(|(_, p)| p).min().cloned() else {
+            let Some(min) = min.and_then(|m| self.inputs[m].head.as_ref()).map(Fragment::position) else {
                 return Err(Error::InvalidStream("merge: partition without inputs".into()));
             };
             let mut merged: Option<Fragment> = None;
-            for (i, pos) in &heads {
-                if *pos != min {
+            for k in 0..self.members.len() {
+                let i = self.members[k];
+                if self.inputs[i].head.as_ref().is_none_or(|h| h.position_ref() != min.borrowed()) {
                     continue;
                 }
-                let i = *i;
                 // A range tombstone change may repeat its position: take all of them (R1.36).
                 let mut drained = false;
                 while let Some(Fragment::RangeTombstoneChange(change)) = &self.inputs[i].head {
@@ -161,16 +162,17 @@ impl<'a> MergedStream<'a> {
                     self.inputs[i].fill()?;
                     drained = true;
                 }
-                let head = if drained { self.inputs[i].head.take_if(|h| h.position() == min) } else { self.inputs[i].head.take() };
+                let head =
+                    if drained { self.inputs[i].head.take_if(|h| h.position_ref() == min.borrowed()) } else { self.inputs[i].head.take() };
                 let Some(head) = head else { continue };
                 merged = Some(match (merged, head) {
                     (None, f) => f,
                     (Some(Fragment::Row { key, mut row }), Fragment::Row { row: other, .. }) => {
-                        row.apply(&other);
+                        row.absorb(other);
                         Fragment::Row { key, row }
                     }
                     (Some(Fragment::StaticRow(mut cells)), Fragment::StaticRow(other)) => {
-                        cells.apply(&other);
+                        cells.absorb(other);
                         Fragment::StaticRow(cells)
                     }
                     (Some(Fragment::PartitionEnd), Fragment::PartitionEnd) => Fragment::PartitionEnd,
@@ -179,7 +181,6 @@ impl<'a> MergedStream<'a> {
                     }
                 });
             }
-            self.heads = heads;
             match merged {
                 Some(Fragment::PartitionEnd) => {
                     // Only when every member is at its end is PartitionEnd the minimum.

@@ -36,6 +36,7 @@ use talus_compaction::strategy::expired::fully_expired;
 use talus_compaction::strategy::{CompactionJob, JobKind, SstableInfo};
 use talus_compaction::{CompactedStream, CompactionPurpose, CompactionStats, GcPolicy, MergedStream};
 use talus_format::manifest::{ManifestEdit, SstableState};
+use talus_format::sstable::partition_index::PartitionIndex;
 use talus_format::sstable::reader::{ReadCounters, ReadPlan};
 use talus_format::sstable::statistics::{CommitlogInterval, SstableOrigin};
 use talus_format::sstable::writer::SstableSeal;
@@ -286,7 +287,9 @@ fn write_outputs(
 ) -> Result<Vec<Sstable>> {
     let inner = &engine.inner;
     let fs = &*inner.fs;
-    let mut finished: Vec<u64> = Vec::new();
+    let mut finished: Vec<(u64, PartitionIndex)> = Vec::new();
+    // Outputs opened so far (the finished ones not yet opened stay in `finished`).
+    let mut generations: Vec<u64> = Vec::new();
     let result = (|| {
         let mut current: Option<SstableFile<'_>> = None;
         let mut run_id = None;
@@ -326,25 +329,32 @@ fn write_outputs(
             finished.push(seal(out, job, interval, run_id)?);
         }
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
-        finished
-            .iter()
-            .map(|&g| Sstable::open(fs, &inner.sst_dir, g, table.schema.id, SstableState::Normal, Some(cache.clone())))
-            .collect::<Result<Vec<_>>>()
+        let mut opened = Vec::with_capacity(finished.len());
+        for (g, index) in finished.drain(..) {
+            generations.push(g);
+            opened.push(Sstable::open(fs, &inner.sst_dir, g, table.schema.id, SstableState::Normal, Some(cache.clone()), Some(index))?);
+        }
+        Ok(opened)
     })();
     if result.is_err() {
-        for g in &finished {
+        for g in generations.iter().chain(finished.iter().map(|(g, _)| g)) {
             let _ = fs.remove_file(&inner.sst_dir.join(sstable_file_name(*g)));
         }
     }
     result
 }
 
-fn seal(out: SstableFile<'_>, job: &CompactionJob, interval: Option<CommitlogInterval>, run_id: Option<u64>) -> Result<u64> {
+/// Finishes `out`; returns its generation and partition index.
+fn seal(
+    out: SstableFile<'_>,
+    job: &CompactionJob,
+    interval: Option<CommitlogInterval>,
+    run_id: Option<u64>,
+) -> Result<(u64, PartitionIndex)> {
     let generation = out.generation();
     let seal =
         SstableSeal { commitlog_interval: interval, level: job.output_level, run_id: run_id.unwrap_or(0), created_at: GcTime::now() };
-    out.finish(seal)?;
-    Ok(generation)
+    Ok((generation, out.finish(seal)?.index))
 }
 
 /// Commits and publishes the replacement of `inputs` by `outputs`, then deletes the inputs.

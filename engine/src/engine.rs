@@ -186,7 +186,7 @@ impl Engine {
             if !matches!(state, SstableState::Normal | SstableState::Staging) {
                 continue;
             }
-            match Sstable::open(&*fs, &sst_dir, generation, table, state, Some(cache.clone())) {
+            match Sstable::open(&*fs, &sst_dir, generation, table, state, Some(cache.clone()), None) {
                 Ok(sstable) => by_table.entry(table).or_default().push(Arc::new(sstable)),
                 // A failed read says nothing about the file: fail the open rather than quarantine.
                 Err(e @ Error::Io { .. }) => return Err(e),

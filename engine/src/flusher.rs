@@ -178,7 +178,8 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
             SstableSeal { commitlog_interval: interval, ..SstableSeal::at(GcTime::now()) },
         )?;
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
-        let opened = Sstable::open(fs, &inner.sst_dir, generation, table.schema.id, SstableState::Normal, Some(cache));
+        let size = written.size;
+        let opened = Sstable::open(fs, &inner.sst_dir, generation, table.schema.id, SstableState::Normal, Some(cache), Some(written.index));
         let published = opened.and_then(|sstable| {
             let mut manifest = inner.manifest.lock();
             let edit = ManifestEdit::AddSstable { table: table.schema.id, generation, state: SstableState::Normal };
@@ -196,8 +197,8 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
             return Err(e);
         }
         report.generations.push(generation);
-        report.bytes += written.size;
-        inner.compaction.note_flush(table.schema.id, written.size);
+        report.bytes += size;
+        inner.compaction.note_flush(table.schema.id, size);
     }
     // Published before it leaves the sealed list: readers load the sealed list before the
     // sstables, so they see the data in one place or both.

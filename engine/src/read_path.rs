@@ -91,9 +91,19 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
             }
         }
         for (sstable, index) in &found {
-            let entry = &sstable.reader.partitions()[*index];
-            push_partition_tombstone(&mut covering, entry.tombstone);
-            covering.extend(entry.range_tombstones.iter().cloned());
+            match sstable.reader.partitions().get(*index).map(|p| p.entry()) {
+                Some(Ok(entry)) => {
+                    push_partition_tombstone(&mut covering, entry.tombstone);
+                    covering.extend(entry.range_tombstones);
+                }
+                Some(Err(e)) => {
+                    failure.lock().get_or_insert_with(|| ((*sstable).clone(), e));
+                }
+                None => {}
+            }
+        }
+        if let Some(error) = settle_failure(engine, table, &failure) {
+            return Err(error);
         }
         let plan = Arc::new(ReadPlan { ranges: part_slice.ranges.clone(), static_row: part_slice.static_row, covering, fill_cache: true });
         for (sstable, index) in found {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use talus_format::manifest::SstableState;
+use talus_format::sstable::partition_index::PartitionIndex;
 use talus_format::sstable::reader::SstableReader;
 use talus_format::sstable::BlockCache;
 use talus_format::TableId;
@@ -51,7 +52,8 @@ pub struct Sstable {
 }
 
 impl Sstable {
-    /// Opens generation `generation` of `table` in `sst_dir`.
+    /// Opens generation `generation` of `table` in `sst_dir`; `written` is its partition index
+    /// when this process has just written it (see `SstableReader::open_written`).
     pub fn open(
         fs: &dyn Fs,
         sst_dir: &Path,
@@ -59,10 +61,15 @@ impl Sstable {
         table: TableId,
         state: SstableState,
         cache: Option<Arc<dyn BlockCache>>,
+        written: Option<PartitionIndex>,
     ) -> Result<Sstable> {
         let path = sst_dir.join(sstable_file_name(generation));
         let source = open_sstable_source(fs, &path).map_err(io_error(&path))?;
-        let reader = SstableReader::open(source, Some(generation), cache).map_err(|e| corrupt(&path, e))?;
+        let reader = match written {
+            Some(index) => SstableReader::open_written(source, Some(generation), cache, index),
+            None => SstableReader::open(source, Some(generation), cache),
+        }
+        .map_err(|e| corrupt(&path, e))?;
         Ok(Sstable { generation, table, path, state, reader: Arc::new(reader) })
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::partition_key::DecoratedKey;
-use crate::position::{ClusteringPrefix, Position};
+use crate::position::{ClusteringPrefix, Position, PositionRef, Region};
 use crate::range_tombstone::RangeTombstoneChange;
 use crate::row::{Cells, Row};
 use crate::tombstone::Tombstone;
@@ -50,6 +50,19 @@ impl Fragment {
             Fragment::Row { key, .. } => Position::at_row(key.clone()),
             Fragment::RangeTombstoneChange(c) => c.position.clone(),
             Fragment::PartitionEnd => Position::partition_end(),
+        }
+    }
+}
+
+impl Fragment {
+    /// The fragment's position, borrowed (no clone of the clustering key).
+    pub fn position_ref(&self) -> PositionRef<'_> {
+        match self {
+            Fragment::PartitionStart { .. } => PositionRef::new(Region::PartitionStart, &[], 0),
+            Fragment::StaticRow(_) => PositionRef::new(Region::StaticRow, &[], 0),
+            Fragment::Row { key, .. } => PositionRef::new(Region::Clustered, key.encoded(), 0),
+            Fragment::RangeTombstoneChange(c) => c.position.borrowed(),
+            Fragment::PartitionEnd => PositionRef::new(Region::PartitionEnd, &[], 0),
         }
     }
 }

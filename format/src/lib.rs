@@ -34,7 +34,7 @@ pub use fs::{DirLock, Fs, FsFile, OpenMode};
 pub use mutation::{Mutation, MutationBuilder, PartitionUpdate};
 pub use mutation_codec::{decode_mutation, encode_mutation, MUTATION_FORMAT_VERSION};
 pub use partition_key::{DecoratedKey, PartitionKey};
-pub use position::{BoundKind, ClusteringPrefix, Position, Region};
+pub use position::{BoundKind, ClusteringPrefix, Position, PositionRef, Region};
 pub use range_tombstone::{RangeTombstone, RangeTombstoneChange, RangeTombstoneList};
 pub use replay_position::ReplayPosition;
 pub use row::{Cells, CompactionPurpose, Row, RowTombstone, RowTombstoneFate};

@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
             previous = Some(column);
             cells.push((ColumnId(column), self.cell()?));
         }
-        Ok(cells.into_iter().collect())
+        Ok(Cells::from_sorted(cells))
     }
 
     pub(crate) fn cell(&mut self) -> Result<Cell> {
@@ -411,7 +411,10 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let count = self.varint(what)?;
         let count = u16::try_from(count).map_err(|_| self.corrupt(at, format!("{what} component count {count} over 65535")))?;
-        let bytes = Bytes::copy_from_slice(self.bytes(what)?);
+        let bytes = match self.bytes(what)? {
+            [] => Bytes::new(),
+            bytes => Bytes::copy_from_slice(bytes),
+        };
         Ok(ClusteringPrefix::from_encoded(bytes, count))
     }
 

@@ -142,12 +142,44 @@ impl Position {
 }
 
 impl Ord for Position {
+    /// R1.10–R1.11: the single comparison function for positions (see [`PositionRef`]).
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.borrowed().cmp(&other.borrowed())
+    }
+}
+
+impl Position {
+    /// The position's parts, borrowed.
+    pub fn borrowed(&self) -> PositionRef<'_> {
+        PositionRef { region: self.region, prefix: &self.prefix.bytes, weight: self.weight }
+    }
+}
+
+/// A position's parts, borrowed: a fragment's position compared without building a [`Position`].
+/// Ordered and equal exactly as the [`Position`] it describes.
+#[derive(Debug, Clone, Copy)]
+pub struct PositionRef<'a> {
+    region: Region,
+    prefix: &'a [u8],
+    weight: i8,
+}
+
+impl<'a> PositionRef<'a> {
+    /// A position of `region` (clustering prefix `prefix`, weight `weight` in the clustered region).
+    pub fn new(region: Region, prefix: &'a [u8], weight: i8) -> PositionRef<'a> {
+        PositionRef { region, prefix, weight }
+    }
+}
+
+impl Ord for PositionRef<'_> {
     /// R1.10–R1.11: the single comparison function for positions.
     fn cmp(&self, other: &Self) -> Ordering {
         self.region.cmp(&other.region).then_with(|| {
-            let (a, b) = (&self.prefix.bytes[..], &other.prefix.bytes[..]);
+            let (a, b) = (self.prefix, other.prefix);
             let common = a.len().min(b.len());
-            a[..common].cmp(&b[..common]).then_with(|| match a.len().cmp(&b.len()) {
+            // Most tables' positions have short or empty prefixes: skip the call for nothing.
+            let bytes = if common == 0 { Ordering::Equal } else { a[..common].cmp(&b[..common]) };
+            bytes.then_with(|| match a.len().cmp(&b.len()) {
                 Ordering::Equal => self.weight.cmp(&other.weight),
                 // self is a strict prefix of other
                 Ordering::Less => {
@@ -168,6 +200,20 @@ impl Ord for Position {
         })
     }
 }
+
+impl PartialOrd for PositionRef<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for PositionRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for PositionRef<'_> {}
 
 impl PartialOrd for Position {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {

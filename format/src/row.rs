@@ -6,6 +6,9 @@
 //!
 //! [`NeverPurge`]: crate::cell::NeverPurge
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
 use crate::cell::{Cell, ColumnId, PurgeRule, RowMarker};
 use crate::time::GcTime;
 use crate::tombstone::Tombstone;
@@ -40,11 +43,25 @@ impl Cells {
         self.0.binary_search_by_key(&column, |(id, _)| *id).ok().map(|i| &self.0[i].1)
     }
 
+    /// Cells already in strictly increasing column id order (a decoder checked it).
+    pub(crate) fn from_sorted(cells: Vec<(ColumnId, Cell)>) -> Cells {
+        Cells(cells)
+    }
+
     /// Reconciles `cell` into the cell of `column` (R1.29).
     pub fn apply_cell(&mut self, column: ColumnId, cell: &Cell) {
+        self.reconcile(column, Cow::Borrowed(cell));
+    }
+
+    /// [`Cells::apply_cell`], copying `cell` only when it wins.
+    fn reconcile(&mut self, column: ColumnId, cell: Cow<'_, Cell>) {
         match self.0.binary_search_by_key(&column, |(id, _)| *id) {
-            Ok(i) => self.0[i].1.apply(cell),
-            Err(i) => self.0.insert(i, (column, cell.clone())),
+            Ok(i) => {
+                if cell.compare_for_merge(&self.0[i].1) == Ordering::Greater {
+                    self.0[i].1 = cell.into_owned();
+                }
+            }
+            Err(i) => self.0.insert(i, (column, cell.into_owned())),
         }
     }
 
@@ -56,6 +73,17 @@ impl Cells {
         }
         for (column, cell) in &other.0 {
             self.apply_cell(*column, cell);
+        }
+    }
+
+    /// [`Cells::apply`], taking `other`'s cells instead of copying them.
+    pub fn absorb(&mut self, other: Cells) {
+        if self.0.is_empty() {
+            *self = other;
+            return;
+        }
+        for (column, cell) in other.0 {
+            self.reconcile(column, Cow::Owned(cell));
         }
     }
 
@@ -74,7 +102,7 @@ impl FromIterator<(ColumnId, Cell)> for Cells {
     fn from_iter<I: IntoIterator<Item = (ColumnId, Cell)>>(iter: I) -> Self {
         let mut cells = Cells::new();
         for (column, cell) in iter {
-            cells.apply_cell(column, &cell);
+            cells.reconcile(column, Cow::Owned(cell));
         }
         cells
     }
@@ -176,6 +204,13 @@ impl Row {
     pub fn apply(&mut self, other: &Row) {
         self.marker.apply(&other.marker);
         self.cells.apply(&other.cells);
+        self.tombstone.apply(other.tombstone);
+    }
+
+    /// [`Row::apply`], taking `other`'s cells instead of copying them.
+    pub fn absorb(&mut self, other: Row) {
+        self.marker.apply(&other.marker);
+        self.cells.absorb(other.cells);
         self.tombstone.apply(other.tombstone);
     }
 

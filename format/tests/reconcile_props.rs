@@ -180,6 +180,25 @@ proptest! {
         check_laws((&a, &b, &c), Row::apply, Row::clone, false)?;
     }
 
+    /// Absorbing a row (taking its cells) reconciles exactly as applying it, and so do cells
+    /// collected from an iterator of (possibly repeated) columns.
+    #[test]
+    fn row_absorb_is_row_apply((a, b, _) in three(|| row(ALL)), extra in vec((0u32..4, cell()), 0..6)) {
+        let mut applied = a.clone();
+        applied.apply(&b);
+        let mut absorbed = a.clone();
+        absorbed.absorb(b.clone());
+        prop_assert_eq!(&absorbed, &applied);
+        let mut cells = a.cells.clone();
+        cells.absorb(b.cells.clone());
+        prop_assert_eq!(&cells, &applied.cells);
+        let mut expected = Cells::new();
+        for (column, cell) in &extra {
+            expected.apply_cell(ColumnId(*column), cell);
+        }
+        prop_assert_eq!(extra.into_iter().map(|(c, cell)| (ColumnId(c), cell)).collect::<Cells>(), expected);
+    }
+
     /// R1.31 / R1.20: associativity, with dead markers or shadowable tombstones excluded.
     #[test]
     fn r1_31_row_apply_is_associative((a, b, c) in associative_features().prop_flat_map(|f| three(|| row(f)))) {

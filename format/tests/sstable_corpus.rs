@@ -92,7 +92,7 @@ fn valid_index_inputs() -> Vec<Vec<u8>> {
         let footer = reader.footer();
         let section = |offset: u64, len: u64| &bytes[offset as usize..(offset + len) as usize];
         out.push([&[0u8][..], section(footer.partition_index.offset, footer.partition_index.len)].concat());
-        for entry in reader.partitions() {
+        for entry in reader.partitions().entries().unwrap() {
             if let Some(r) = entry.row_index {
                 out.push([&[1u8][..], section(footer.row_index.offset + r.offset, r.len)].concat());
             }

@@ -176,7 +176,8 @@ fn the_golden_sstable_reads_back_and_verifies() {
     let reader = Arc::new(SstableReader::open(Arc::new(bytes), Some(FILE_ID), None).unwrap());
     let all = reader.stream(0..reader.partitions().len(), Arc::new(ReadPlan::full()), Arc::new(ReadCounters::default()));
     assert_eq!(all.map(Result::unwrap).collect::<Vec<_>>(), fragments());
-    let wide = reader.partitions().iter().find(|p| p.key.key.as_bytes().as_ref() == b"a").unwrap();
+    let entries = reader.partitions().entries().unwrap();
+    let wide = entries.iter().find(|p| p.key.key.as_bytes().as_ref() == b"a").unwrap();
     assert_eq!(reader.row_index(wide).unwrap().len(), 3, "the wide partition spans three blocks");
 }
 

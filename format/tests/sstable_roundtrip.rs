@@ -172,6 +172,30 @@ proptest! {
         prop_assert_eq!(read, expected);
     }
 
+    /// The partition index the writer hands over is the one decoding the file gives, and a
+    /// reader opened with it reads the same.
+    #[test]
+    fn the_written_index_is_the_decoded_one(
+        fragments in stream(),
+        block_size in prop_oneof![Just(64usize), Just(4096)],
+    ) {
+        let options = SstableWriterOptions { block_size, compression: Compression::None, bloom_false_positive_rate: 0.01 };
+        let mut writer = SstableWriter::new(Vec::new(), 7, options, SstableOrigin::Flush, TableId(1));
+        for f in &fragments {
+            writer.add(f).unwrap();
+        }
+        let (bytes, written) = writer.finish(SstableSeal::at(GcTime(0))).unwrap();
+        let bytes = Bytes::from(bytes);
+        let decoded = open(&bytes);
+        prop_assert_eq!(decoded.partitions(), &written.index);
+        let handed = Arc::new(SstableReader::open_written(Arc::new(bytes.clone()), Some(7), None, written.index.clone()).unwrap());
+        prop_assert_eq!(handed.partitions(), &written.index);
+        prop_assert_eq!(handed.partitions().entries().unwrap(), decoded.partitions().entries().unwrap());
+        let counters = Arc::new(ReadCounters::default());
+        let all = handed.partitions().len();
+        prop_assert_eq!(&collect(handed.stream(0..all, Arc::new(ReadPlan::full()), counters)), &fragments);
+    }
+
     /// Skipping blocks under covering tombstones only loses data those tombstones shadow, and the
     /// stream stays valid (DESIGN §5).
     #[test]

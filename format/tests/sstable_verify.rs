@@ -277,13 +277,13 @@ fn a_block_no_index_reaches_is_a_gap() {
         .find_map(|seed| {
             let bytes = write(&sample_stream(seed, 6, 2), 16, Compression::None);
             let reader = SstableReader::open(Arc::new(Bytes::from(bytes.clone())), Some(FILE_ID), None).unwrap();
-            let p = reader.partitions();
+            let p = reader.partitions().entries().unwrap();
             let victim = (1..p.len().saturating_sub(1))
                 .find(|&i| p[i].row_index.is_none() && p[i - 1].block != p[i].block && p[i + 1].block != p[i].block)?;
             Some((bytes, reader, victim))
         })
         .expect("a partition alone in its block");
-    let hidden = reader.partitions()[victim].block;
+    let hidden = reader.partitions().entries().unwrap()[victim].block;
     let base = footer_of(&bytes).partition_index.offset;
     let forged = forge(&bytes, |s| {
         let mut entries = decode_partition_index(&s[1], base).unwrap();

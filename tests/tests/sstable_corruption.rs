@@ -170,10 +170,10 @@ fn every_damaged_sstable_is_detected_and_never_read_wrong() {
     drop(engine);
     let pristine = file_bytes(&fs, &sstable_path(generation));
     let reader = SstableReader::open(Arc::new(Bytes::from(pristine.clone())), Some(generation), None).unwrap();
-    let keys: Vec<_> = reader.partitions().iter().map(|p| p.key.clone()).collect();
+    let keys: Vec<_> = reader.partitions().iter().map(|p| p.key()).collect();
     let layout = sections(&reader);
     let expected = read_everything(&pristine, generation, &keys).unwrap();
-    assert!(reader.partitions().iter().any(|p| p.row_index.is_some()), "the fixture must have wide partitions");
+    assert!(reader.partitions().iter().any(|p| p.has_row_index()), "the fixture must have wide partitions");
     let mut campaign = Campaign { pristine: pristine.clone(), generation, keys, expected, tallies: BTreeMap::new() };
     let mut rng = SmallRng::seed_from_u64(42);
 

@@ -198,12 +198,7 @@ impl Blocks {
 fn load_blocks(path: &Path, generation: u64) -> Result<Blocks, BoxError> {
     let source = open_sstable_source(&RealFs, path)?;
     let reader = SstableReader::open(source.clone(), Some(generation), None)?;
-    let mut handles = Vec::new();
-    for entry in reader.partitions() {
-        handles.push(entry.block);
-        handles.extend(reader.row_index(entry)?.iter().map(|r| r.block));
-    }
-    handles.sort_by_key(|h| h.offset);
+    let mut handles = reader.block_handles()?;
     handles.dedup_by_key(|h| h.offset);
     let counters = ReadCounters::default();
     let mut stored = Vec::with_capacity(handles.len());

@@ -53,14 +53,7 @@ pub fn schemas_for(path: &Path) -> Schemas {
 
 /// Every data block the indexes reference, by offset.
 pub fn blocks(reader: &SstableReader) -> talus_format::Result<BTreeMap<u64, BlockHandle>> {
-    let mut blocks = BTreeMap::new();
-    for entry in reader.partitions() {
-        blocks.insert(entry.block.offset, entry.block);
-        for row in reader.row_index(entry)? {
-            blocks.insert(row.block.offset, row.block);
-        }
-    }
-    Ok(blocks)
+    Ok(reader.block_handles()?.into_iter().map(|h| (h.offset, h)).collect())
 }
 
 /// The JSON line of one fragment: an object whose first field is its `type`.

@@ -26,6 +26,7 @@ use crate::mutation_codec::{write_bytes, write_cells, write_position, write_pref
 use crate::partition_key::PartitionKey;
 use crate::range_tombstone::RangeTombstoneChange;
 use crate::schema::Compression;
+use crate::tombstone::Tombstone;
 
 /// Bytes of the trailer after a block's stored bytes.
 pub const BLOCK_TRAILER_LEN: usize = 13;
@@ -96,12 +97,30 @@ pub fn decode_fragment(content: &[u8], pos: &mut usize, block_offset: u64) -> Re
     Ok(fragment)
 }
 
+/// When the record at `*pos` of a block's content is a partition start, decodes it without
+/// building a fragment (no copy of the key, no token) and advances `*pos`: the key's legacy-form
+/// bytes and the partition tombstone. Any other record is left alone (`None`).
+pub fn decode_partition_start<'a>(content: &'a [u8], pos: &mut usize, block_offset: u64) -> Result<Option<(&'a [u8], Tombstone)>> {
+    if content.get(*pos) != Some(&TAG_PARTITION_START) {
+        return Ok(None);
+    }
+    let mut r = Reader { structure: STRUCTURE, buf: content, pos: *pos + 1 };
+    let start = read_partition_start(&mut r).map_err(|e| at_block(e, block_offset))?;
+    *pos = r.pos;
+    Ok(Some(start))
+}
+
+fn read_partition_start<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], Tombstone)> {
+    let key = r.bytes("partition key")?;
+    Ok((key, r.tombstone("partition tombstone")?))
+}
+
 fn read_fragment(r: &mut Reader<'_>) -> Result<Fragment> {
     let at = r.pos;
     let fragment = match r.u8("fragment tag")? {
         TAG_PARTITION_START => {
-            let key = PartitionKey::from_legacy_bytes(Bytes::copy_from_slice(r.bytes("partition key")?)).decorate();
-            Fragment::PartitionStart { key, tombstone: r.tombstone("partition tombstone")? }
+            let (key, tombstone) = read_partition_start(r)?;
+            Fragment::PartitionStart { key: PartitionKey::from_legacy_bytes(Bytes::copy_from_slice(key)).decorate(), tombstone }
         }
         TAG_STATIC_ROW => Fragment::StaticRow(r.cells()?),
         TAG_ROW => {

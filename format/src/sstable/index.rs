@@ -21,27 +21,28 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::mutation_codec::{write_bytes, write_i64, write_position, write_tombstone, write_varint, Reader};
-use crate::partition_key::{DecoratedKey, PartitionKey};
+use crate::partition_key::DecoratedKey;
 use crate::position::Position;
 use crate::range_tombstone::RangeTombstone;
 use crate::sstable::block::{BlockHandle, BLOCK_TRAILER_LEN};
+use crate::sstable::partition_index::PartitionIndex;
 use crate::time::Timestamp;
 use crate::tombstone::Tombstone;
 
 /// At most this many range tombstones are summarized per partition (the newest ones).
 pub const RANGE_TOMBSTONE_SUMMARY_LIMIT: usize = 8;
 
-const PARTITION_INDEX: &str = "sstable partition index";
+pub(crate) const PARTITION_INDEX: &str = "sstable partition index";
 const ROW_INDEX: &str = "sstable row index";
 
-const FLAG_STATIC_ROW: u8 = 1;
-const FLAG_CLUSTERING: u8 = 2;
-const FLAG_ROW_INDEX: u8 = 4;
+pub(crate) const FLAG_STATIC_ROW: u8 = 1;
+pub(crate) const FLAG_CLUSTERING: u8 = 2;
+pub(crate) const FLAG_ROW_INDEX: u8 = 4;
 const KNOWN_FLAGS: u8 = FLAG_STATIC_ROW | FLAG_CLUSTERING | FLAG_ROW_INDEX;
 
 /// Key (1) + tombstone (1) + block offset (1) + block length (1) + offset in block (1) + flags (1)
 /// + summary count (1) + max timestamp (8).
-const MIN_PARTITION_ENTRY_BYTES: usize = 15;
+pub(crate) const MIN_PARTITION_ENTRY_BYTES: usize = 15;
 /// Offset (1) + length (1) + two positions (3 each) + max timestamp (8) + tombstone (1).
 const MIN_ROW_ENTRY_BYTES: usize = 17;
 /// Two positions (3 each) + a tombstone (1).
@@ -96,7 +97,23 @@ pub struct RowIndexEntry {
 
 /// Appends one partition index entry.
 pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
+    encode_entry(entry, out);
+}
+
+/// Where [`encode_entry`] put an entry's parts in its output.
+pub(crate) struct EncodedEntry {
+    /// The key's bytes.
+    pub(crate) key: std::ops::Range<usize>,
+    /// The rest after the flags.
+    pub(crate) tail: usize,
+    /// The flags.
+    pub(crate) flags: u8,
+}
+
+/// Appends one partition index entry; returns where its key and its rest lie in `out`.
+pub(crate) fn encode_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) -> EncodedEntry {
     write_bytes(out, entry.key.key.as_bytes());
+    let key = out.len() - entry.key.key.as_bytes().len()..out.len();
     write_tombstone(out, entry.tombstone);
     write_varint(out, entry.block.offset);
     write_varint(out, u64::from(entry.block.len));
@@ -112,6 +129,7 @@ pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
         flags |= FLAG_ROW_INDEX;
     }
     out.push(flags);
+    let tail = out.len();
     if let Some((first, last)) = &entry.clustering {
         write_position(out, first);
         write_position(out, last);
@@ -127,6 +145,7 @@ pub fn encode_partition_entry(entry: &PartitionIndexEntry, out: &mut Vec<u8>) {
         write_tombstone(out, rt.tombstone);
     }
     write_i64(out, entry.max_timestamp.0);
+    EncodedEntry { key, tail, flags }
 }
 
 /// Encodes the partition index section.
@@ -137,27 +156,33 @@ pub fn encode_partition_index(entries: &[PartitionIndexEntry], out: &mut Vec<u8>
     }
 }
 
-/// Decodes the partition index section at file offset `section_offset`.
+/// Decodes the partition index section at file offset `section_offset` into full entries (tools
+/// and tests; an open sstable holds the compact [`PartitionIndex`]).
 pub fn decode_partition_index(bytes: &[u8], section_offset: u64) -> Result<Vec<PartitionIndexEntry>> {
-    let mut r = Reader { structure: PARTITION_INDEX, buf: bytes, pos: 0 };
-    let n = r.count("partition entry", MIN_PARTITION_ENTRY_BYTES).map_err(|e| shift(e, section_offset))?;
-    let mut entries: Vec<PartitionIndexEntry> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let at = r.pos;
-        let entry = read_partition_entry(&mut r).map_err(|e| shift(e, section_offset))?;
-        if entries.last().is_some_and(|p| p.key >= entry.key) {
-            return Err(shift(r.corrupt(at, "partitions not in strictly increasing (token, key) order"), section_offset));
-        }
-        entries.push(entry);
-    }
-    if r.remaining() != 0 {
-        return Err(shift(r.corrupt(r.pos, format!("{} trailing byte(s)", r.remaining())), section_offset));
-    }
-    Ok(entries)
+    PartitionIndex::decode(Bytes::copy_from_slice(bytes), section_offset)?.entries()
 }
 
-fn read_partition_entry(r: &mut Reader<'_>) -> Result<PartitionIndexEntry> {
-    let key = PartitionKey::from_legacy_bytes(Bytes::copy_from_slice(r.bytes("partition key")?)).decorate();
+/// The start of a partition entry, up to and including its flags.
+pub(crate) struct EntryHead {
+    /// Where the key's bytes lie in the decoded input.
+    pub(crate) key: std::ops::Range<usize>,
+    pub(crate) tombstone: Tombstone,
+    pub(crate) block: BlockHandle,
+    pub(crate) offset_in_block: u32,
+    pub(crate) flags: u8,
+}
+
+/// The rest of a partition entry, after its flags.
+pub(crate) struct EntryTail {
+    pub(crate) clustering: Option<(Position, Position)>,
+    pub(crate) row_index: Option<RowIndexRef>,
+    pub(crate) range_tombstones: Vec<RangeTombstone>,
+    pub(crate) max_timestamp: Timestamp,
+}
+
+pub(crate) fn read_entry_head(r: &mut Reader<'_>) -> Result<EntryHead> {
+    let key_len = r.bytes("partition key")?.len();
+    let key = r.pos - key_len..r.pos;
     let tombstone = r.tombstone("partition tombstone")?;
     let block = read_handle(r)?;
     let at = r.pos;
@@ -167,6 +192,10 @@ fn read_partition_entry(r: &mut Reader<'_>) -> Result<PartitionIndexEntry> {
     if flags & !KNOWN_FLAGS != 0 {
         return Err(r.corrupt(at, format!("unknown flags {flags:#04x}")));
     }
+    Ok(EntryHead { key, tombstone, block, offset_in_block, flags })
+}
+
+pub(crate) fn read_entry_tail(r: &mut Reader<'_>, flags: u8) -> Result<EntryTail> {
     let clustering = if flags & FLAG_CLUSTERING != 0 { Some(read_ordered_pair(r, "clustering range")?) } else { None };
     let row_index = if flags & FLAG_ROW_INDEX != 0 {
         Some(RowIndexRef { offset: r.varint("row index offset")?, len: r.varint("row index length")? })
@@ -188,17 +217,7 @@ fn read_partition_entry(r: &mut Reader<'_>) -> Result<PartitionIndexEntry> {
         range_tombstones.push(RangeTombstone { start, end, tombstone });
     }
     let max_timestamp = Timestamp(r.i64("max timestamp")?);
-    Ok(PartitionIndexEntry {
-        key,
-        tombstone,
-        block,
-        offset_in_block,
-        has_static_row: flags & FLAG_STATIC_ROW != 0,
-        clustering,
-        max_timestamp,
-        range_tombstones,
-        row_index,
-    })
+    Ok(EntryTail { clustering, row_index, range_tombstones, max_timestamp })
 }
 
 /// Appends one partition's row index.

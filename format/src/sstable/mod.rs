@@ -15,6 +15,7 @@ pub mod clip;
 pub mod drop_time_histogram;
 pub mod footer;
 pub mod index;
+pub mod partition_index;
 mod partition_summary;
 pub mod reader;
 pub mod statistics;

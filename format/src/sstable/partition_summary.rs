@@ -25,9 +25,9 @@ pub(crate) struct PartitionSummary {
     pub(crate) range_tombstones: Vec<RangeTombstone>,
     /// Row index entries of the blocks ended so far.
     pub(crate) row_index: Vec<RowIndexEntry>,
-    /// First/last clustering position and max timestamp in the current block.
+    /// First clustering position and max timestamp in the current block (its last position is
+    /// the partition's last so far, in `clustering`).
     block_first: Option<Position>,
-    block_last: Option<Position>,
     block_max: Timestamp,
     /// The range tombstone active at the current block's start, and now (with where it began).
     block_open: Tombstone,
@@ -45,7 +45,6 @@ impl PartitionSummary {
             range_tombstones: Vec::new(),
             row_index: Vec::new(),
             block_first: None,
-            block_last: None,
             block_max: Timestamp::MISSING,
             block_open: Tombstone::NONE,
             active: Tombstone::NONE,
@@ -70,18 +69,19 @@ impl PartitionSummary {
                 let position = fragment.position();
                 self.max_timestamp = self.max_timestamp.max(max);
                 self.block_max = self.block_max.max(max);
-                self.block_first.get_or_insert_with(|| position.clone());
-                self.block_last = Some(position.clone());
-                self.clustering = Some(match self.clustering.take() {
-                    Some((first, _)) => (first, position.clone()),
-                    None => (position.clone(), position.clone()),
-                });
+                if self.block_first.is_none() {
+                    self.block_first = Some(position.clone());
+                }
                 if let Fragment::RangeTombstoneChange(change) = fragment {
                     if let Some(start) = self.active_since.take() {
                         self.summarize(RangeTombstone { start, end: position.clone(), tombstone: self.active });
                     }
                     self.active = change.tombstone;
-                    self.active_since = change.tombstone.is_some().then_some(position);
+                    self.active_since = change.tombstone.is_some().then(|| position.clone());
+                }
+                match &mut self.clustering {
+                    Some((_, last)) => *last = position,
+                    None => self.clustering = Some((position.clone(), position)),
                 }
             }
             Fragment::PartitionStart { .. } | Fragment::PartitionEnd => {}
@@ -91,9 +91,9 @@ impl PartitionSummary {
     /// The current block, `handle`, ends: records its row index entry if it held clustering
     /// fragments of the partition.
     pub(crate) fn end_block(&mut self, handle: BlockHandle) {
-        if let (Some(first), Some(last)) = (self.block_first.take(), self.block_last.take()) {
+        if let (Some(first), Some((_, last))) = (self.block_first.take(), &self.clustering) {
             let max_timestamp = self.block_max.max(self.block_open.timestamp);
-            self.row_index.push(RowIndexEntry { block: handle, first, last, max_timestamp, open_tombstone: self.block_open });
+            self.row_index.push(RowIndexEntry { block: handle, first, last: last.clone(), max_timestamp, open_tombstone: self.block_open });
         }
         self.block_max = Timestamp::MISSING;
         self.block_open = self.active;

@@ -17,8 +17,9 @@
 //!
 //! Thread-safety: [`SstableReader`] is immutable and `Send + Sync`; streams hold an `Arc` of it.
 
+use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{self, AtomicU64};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,10 +29,11 @@ use crate::fragment::Fragment;
 use crate::partition_key::DecoratedKey;
 use crate::position::Position;
 use crate::range_tombstone::{RangeTombstone, RangeTombstoneChange};
-use crate::sstable::block::{decode_fragment, read_block, BlockHandle, BLOCK_TRAILER_LEN};
+use crate::sstable::block::{decode_fragment, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section, FOOTER_LEN};
-use crate::sstable::index::{decode_partition_index, decode_row_index, PartitionIndexEntry, RowIndexEntry};
+use crate::sstable::index::{decode_row_index, PartitionIndexEntry, RowIndexEntry};
+use crate::sstable::partition_index::{IndexedPartition, PartitionIndex};
 use crate::sstable::statistics::Statistics;
 use crate::sstable::{BlockCache, SstableSource};
 use crate::tombstone::Tombstone;
@@ -72,6 +74,13 @@ impl ReadPlan {
         }
     }
 
+    /// Whether the plan reads every block: it wants every clustering position and knows of no
+    /// covering tombstone, so [`ReadPlan::skips`] is false for every block.
+    pub fn reads_every_block(&self) -> bool {
+        self.covering.is_empty()
+            && self.ranges.iter().any(|(start, end)| *start <= Position::before_all_rows() && *end >= Position::after_all_rows())
+    }
+
     /// Whether a block whose clustering fragments span `first..=last` with highest timestamp
     /// `max_timestamp` can be left unread.
     pub fn skips(&self, block: &RowIndexEntry) -> bool {
@@ -101,7 +110,7 @@ pub enum Lookup {
 pub struct SstableReader {
     source: Arc<dyn SstableSource>,
     footer: Footer,
-    partitions: Vec<PartitionIndexEntry>,
+    partitions: PartitionIndex,
     filter: BloomFilter,
     statistics: Statistics,
     cache: Option<Arc<dyn BlockCache>>,
@@ -126,6 +135,28 @@ impl SstableReader {
         expected_file_id: Option<u64>,
         cache: Option<Arc<dyn BlockCache>>,
     ) -> Result<SstableReader> {
+        SstableReader::open_with(source, expected_file_id, cache, None)
+    }
+
+    /// Opens an sstable this process has just written, taking its partition index from the
+    /// writer ([`crate::sstable::writer::WrittenSstable::index`]) instead of decoding the section
+    /// again. The section is still read and verified, and must hold the index's exact bytes (the
+    /// index then shares them); otherwise it is decoded as by [`SstableReader::open`].
+    pub fn open_written(
+        source: Arc<dyn SstableSource>,
+        expected_file_id: Option<u64>,
+        cache: Option<Arc<dyn BlockCache>>,
+        index: PartitionIndex,
+    ) -> Result<SstableReader> {
+        SstableReader::open_with(source, expected_file_id, cache, Some(index))
+    }
+
+    fn open_with(
+        source: Arc<dyn SstableSource>,
+        expected_file_id: Option<u64>,
+        cache: Option<Arc<dyn BlockCache>>,
+        written: Option<PartitionIndex>,
+    ) -> Result<SstableReader> {
         let len = source.len();
         let footer_offset = len.saturating_sub(FOOTER_LEN as u64);
         let footer_bytes = if len < FOOTER_LEN as u64 { Bytes::new() } else { read(&*source, footer_offset, FOOTER_LEN)? };
@@ -136,8 +167,12 @@ impl SstableReader {
             s.verify(&bytes, footer.file_id, structure)?;
             Ok(bytes)
         };
-        let partitions =
-            decode_partition_index(&section(&footer.partition_index, "sstable partition index")?, footer.partition_index.offset)?;
+        let index_bytes = section(&footer.partition_index, "sstable partition index")?;
+        let index_offset = footer.partition_index.offset;
+        let partitions = match written.and_then(|index| index.over(index_bytes.clone(), index_offset)) {
+            Some(index) => index,
+            None => PartitionIndex::decode(index_bytes, index_offset)?,
+        };
         let filter = BloomFilter::decode(&section(&footer.filter, "bloom filter")?)
             .map_err(|e| crate::sstable::index::shift(e, footer.filter.offset))?;
         let statistics = Statistics::decode(&section(&footer.statistics, "sstable statistics")?)
@@ -145,15 +180,12 @@ impl SstableReader {
         // The row index section is verified here once; partitions decode their part lazily.
         section(&footer.row_index, "sstable row index")?;
         let data_end = footer.data_end();
-        for p in &partitions {
-            if p.block.end() > data_end || p.row_index.is_some_and(|r| r.offset.checked_add(r.len).is_none_or(|e| e > footer.row_index.len))
-            {
-                return Err(Error::Corrupt {
-                    structure: "sstable partition index",
-                    offset: usize::try_from(footer.partition_index.offset).unwrap_or(usize::MAX),
-                    reason: "an entry points outside its section".into(),
-                });
-            }
+        if partitions.block_end() > data_end || partitions.row_index_end() > footer.row_index.len {
+            return Err(Error::Corrupt {
+                structure: "sstable partition index",
+                offset: usize::try_from(footer.partition_index.offset).unwrap_or(usize::MAX),
+                reason: "an entry points outside its section".into(),
+            });
         }
         Ok(SstableReader { source, footer, partitions, filter, statistics, cache })
     }
@@ -174,7 +206,7 @@ impl SstableReader {
     }
 
     /// The partition index, in (token, key) order.
-    pub fn partitions(&self) -> &[PartitionIndexEntry] {
+    pub fn partitions(&self) -> &PartitionIndex {
         &self.partitions
     }
 
@@ -185,8 +217,8 @@ impl SstableReader {
 
     /// The partition `key`, when this sstable holds it. A key outside the key range or rejected by
     /// the bloom filter costs no index search and no data block.
-    pub fn find(&self, key: &DecoratedKey) -> Option<&PartitionIndexEntry> {
-        self.find_index(key).map(|i| &self.partitions[i])
+    pub fn find(&self, key: &DecoratedKey) -> Option<IndexedPartition<'_>> {
+        self.find_index(key).and_then(|i| self.partitions.get(i))
     }
 
     /// [`SstableReader::find`], as an index into [`SstableReader::partitions`].
@@ -200,14 +232,17 @@ impl SstableReader {
     /// Where `key` is, and what answered: the key range and the bloom filter answer without a
     /// search of the partition index.
     pub fn lookup(&self, key: &DecoratedKey) -> Lookup {
-        let (Some(first), Some(last)) = (self.partitions.first(), self.partitions.last()) else { return Lookup::OutsideKeyRange };
-        if *key < first.key || *key > last.key {
+        let (Some(first), Some(last)) = (self.partitions.get(0), self.partitions.len().checked_sub(1).and_then(|i| self.partitions.get(i)))
+        else {
+            return Lookup::OutsideKeyRange;
+        };
+        if first.cmp_key(key).is_gt() || last.cmp_key(key).is_lt() {
             return Lookup::OutsideKeyRange;
         }
         if !self.filter.may_contain(key_hash(key.key.as_bytes())) {
             return Lookup::FilteredOut;
         }
-        self.partitions.binary_search_by(|p| p.key.cmp(key)).map_or(Lookup::Absent, Lookup::Found)
+        self.partitions.search(key).map_or(Lookup::Absent, Lookup::Found)
     }
 
     /// Whether the bloom filter admits `key` (no false negatives).
@@ -219,13 +254,13 @@ impl SstableReader {
     pub fn range(&self, bounds: (Bound<&DecoratedKey>, Bound<&DecoratedKey>)) -> std::ops::Range<usize> {
         let start = match bounds.0 {
             Bound::Unbounded => 0,
-            Bound::Included(k) => self.partitions.partition_point(|p| p.key < *k),
-            Bound::Excluded(k) => self.partitions.partition_point(|p| p.key <= *k),
+            Bound::Included(k) => self.partitions.partition_point(k, Ordering::is_lt),
+            Bound::Excluded(k) => self.partitions.partition_point(k, Ordering::is_le),
         };
         let end = match bounds.1 {
             Bound::Unbounded => self.partitions.len(),
-            Bound::Included(k) => self.partitions.partition_point(|p| p.key <= *k),
-            Bound::Excluded(k) => self.partitions.partition_point(|p| p.key < *k),
+            Bound::Included(k) => self.partitions.partition_point(k, Ordering::is_le),
+            Bound::Excluded(k) => self.partitions.partition_point(k, Ordering::is_lt),
         };
         start..end.max(start)
     }
@@ -242,9 +277,11 @@ impl SstableReader {
     /// the data region; reads never need it).
     pub fn block_handles(&self) -> Result<Vec<BlockHandle>> {
         let mut handles = Vec::with_capacity(self.partitions.len());
-        for entry in &self.partitions {
-            handles.push(entry.block);
-            handles.extend(self.row_index(entry)?.iter().map(|r| r.block));
+        for p in self.partitions.iter() {
+            handles.push(p.block());
+            if p.has_row_index() {
+                handles.extend(self.row_index(&p.entry()?)?.iter().map(|r| r.block));
+            }
         }
         handles.sort_by_key(|h| h.offset);
         handles.dedup();
@@ -258,9 +295,9 @@ impl SstableReader {
 
     /// [`SstableReader::block`]; a block read from the file enters the cache only if `fill_cache`.
     fn block_filling(&self, handle: BlockHandle, counters: &ReadCounters, fill_cache: bool) -> Result<Bytes> {
-        counters.blocks_read.fetch_add(1, Ordering::Relaxed);
+        counters.blocks_read.fetch_add(1, atomic::Ordering::Relaxed);
         if let Some(content) = self.cache.as_ref().and_then(|c| c.get(self.footer.file_id, handle.offset)) {
-            counters.block_cache_hits.fetch_add(1, Ordering::Relaxed);
+            counters.block_cache_hits.fetch_add(1, atomic::Ordering::Relaxed);
             return Ok(content);
         }
         if handle.end() > self.footer.data_end() {
@@ -285,6 +322,7 @@ impl SstableReader {
             reader: self.clone(),
             next: partitions.start,
             end: partitions.end,
+            reads_every_block: plan.reads_every_block(),
             plan,
             counters,
             current: None,
@@ -306,7 +344,11 @@ fn read(source: &dyn SstableSource, offset: u64, len: usize) -> Result<Bytes> {
 /// Where a partition read stands.
 struct PartitionCursor {
     entry: usize,
-    blocks: Vec<RowIndexEntry>,
+    /// The row index of a partition spread over several blocks; `None` for a partition in one
+    /// block, whose only block (when it has clustering fragments) the index entry describes.
+    wide: Option<Vec<RowIndexEntry>>,
+    /// How many blocks hold the partition's clustering fragments.
+    blocks: usize,
     /// Next block to consider.
     block: usize,
     /// The block being decoded and the byte where decoding resumes.
@@ -323,6 +365,8 @@ pub struct SstableStream {
     next: usize,
     end: usize,
     plan: Arc<ReadPlan>,
+    /// [`ReadPlan::reads_every_block`], computed once.
+    reads_every_block: bool,
     counters: Arc<ReadCounters>,
     current: Option<PartitionCursor>,
     /// The last block read, reused by the next partition that starts in it.
@@ -352,20 +396,26 @@ impl SstableStream {
     }
 
     fn begin_partition(&mut self, index: usize) -> Result<PartitionCursor> {
-        let entry = &self.reader.partitions[index];
-        let mut blocks = self.reader.row_index(entry)?;
-        if blocks.is_empty() {
-            if let Some((first, last)) = &entry.clustering {
-                blocks.push(RowIndexEntry {
-                    block: entry.block,
-                    first: first.clone(),
-                    last: last.clone(),
-                    max_timestamp: entry.max_timestamp,
-                    open_tombstone: Tombstone::NONE,
-                });
-            }
-        }
-        Ok(PartitionCursor { entry: index, blocks, block: 0, content: None, active: Tombstone::NONE, started: false, read_last: false })
+        let Some(p) = self.reader.partitions.get(index) else {
+            return Err(Error::InvalidStream(format!("partition {index} past the index")));
+        };
+        let (wide, blocks) = if p.has_row_index() {
+            let blocks = self.reader.row_index(&p.entry()?)?;
+            let n = blocks.len();
+            (Some(blocks), n)
+        } else {
+            (None, usize::from(p.has_clustering()))
+        };
+        Ok(PartitionCursor {
+            entry: index,
+            wide,
+            blocks,
+            block: 0,
+            content: None,
+            active: Tombstone::NONE,
+            started: false,
+            read_last: false,
+        })
     }
 
     fn step(&mut self) -> Result<Option<Fragment>> {
@@ -380,28 +430,30 @@ impl SstableStream {
                 self.current = Some(cursor);
                 continue;
             };
-            let entry = &self.reader.partitions[cursor.entry];
+            let Some(entry) = self.reader.partitions.get(cursor.entry) else {
+                return Err(Error::InvalidStream(format!("partition {} past the index", cursor.entry)));
+            };
             if !cursor.started {
                 cursor.started = true;
-                return Ok(Some(Fragment::PartitionStart { key: entry.key.clone(), tombstone: entry.tombstone }));
+                return Ok(Some(Fragment::PartitionStart { key: entry.key(), tombstone: entry.tombstone() }));
             }
             if let Some((content, pos, offset)) = cursor.content.as_mut() {
                 if *pos >= content.len() {
                     cursor.content = None;
                     continue;
                 }
+                if let Some((key, _)) = decode_partition_start(content, pos, *offset)? {
+                    if key != entry.key_bytes() {
+                        return Err(Error::Corrupt {
+                            structure: "sstable data block",
+                            offset: usize::try_from(*offset).unwrap_or(usize::MAX),
+                            reason: "partition start does not match the partition index".into(),
+                        });
+                    }
+                    continue;
+                }
                 let fragment = decode_fragment(content, pos, *offset)?;
                 match &fragment {
-                    Fragment::PartitionStart { key, .. } => {
-                        if *key != entry.key {
-                            return Err(Error::Corrupt {
-                                structure: "sstable data block",
-                                offset: usize::try_from(*offset).unwrap_or(usize::MAX),
-                                reason: "partition start does not match the partition index".into(),
-                            });
-                        }
-                        continue;
-                    }
                     Fragment::StaticRow(_) if !self.plan.static_row => continue,
                     Fragment::PartitionEnd => self.current = None,
                     Fragment::RangeTombstoneChange(c) => cursor.active = c.tombstone,
@@ -410,13 +462,13 @@ impl SstableStream {
                 return Ok(Some(fragment));
             }
             // Between blocks: pick the next one to read, skipping what the plan allows.
-            let Some(block) = cursor.blocks.get(cursor.block).cloned() else {
-                let needs_static = entry.has_static_row && self.plan.static_row && cursor.block == 0;
+            if cursor.block >= cursor.blocks {
+                let needs_static = entry.has_static_row() && self.plan.static_row && cursor.block == 0;
                 if needs_static {
                     // No clustering fragment at all: read the block for the static row.
                     cursor.block = 1;
                     cursor.read_last = true;
-                    let (handle, start) = (entry.block, entry.offset_in_block as usize);
+                    let (handle, start) = (entry.block(), entry.offset_in_block() as usize);
                     let content = self.load(handle)?;
                     if let Some(c) = self.current.as_mut() {
                         c.content = Some((content, start, handle.offset));
@@ -426,35 +478,51 @@ impl SstableStream {
                 if cursor.read_last {
                     return Err(Error::Corrupt {
                         structure: "sstable data block",
-                        offset: usize::try_from(entry.block.offset).unwrap_or(usize::MAX),
+                        offset: usize::try_from(entry.block().offset).unwrap_or(usize::MAX),
                         reason: "the partition's last block does not end it".into(),
                     });
                 }
                 // The partition's last block was skipped (its end closed any tombstone) or it had none.
                 self.current = None;
                 return Ok(Some(Fragment::PartitionEnd));
-            };
-            let first_block = cursor.block == 0;
-            let must_read = first_block && entry.has_static_row && self.plan.static_row;
-            if !must_read && self.plan.skips(&block) {
-                // The state after the skipped block is the one open at the next block's start
-                // (none after the partition's last block): set it where the block's data ends, so
-                // every gap between blocks carries the right tombstone.
-                self.counters.blocks_skipped.fetch_add(1, Ordering::Relaxed);
-                let after = cursor.blocks.get(cursor.block + 1).map_or(Tombstone::NONE, |b| b.open_tombstone);
-                cursor.block += 1;
-                if after != cursor.active {
-                    cursor.active = after;
-                    return Ok(Some(rtc(end_of(&block.last), after)));
-                }
-                continue;
             }
+            let first_block = cursor.block == 0;
+            let must_read = self.reads_every_block || (first_block && entry.has_static_row() && self.plan.static_row);
+            if !must_read {
+                let block = match &cursor.wide {
+                    Some(blocks) => blocks.get(cursor.block).cloned(),
+                    None => entry.entry()?.clustering.map(|(first, last)| RowIndexEntry {
+                        block: entry.block(),
+                        first,
+                        last,
+                        max_timestamp: entry.max_timestamp(),
+                        open_tombstone: Tombstone::NONE,
+                    }),
+                };
+                if let Some(block) = block.filter(|b| self.plan.skips(b)) {
+                    // The state after the skipped block is the one open at the next block's start
+                    // (none after the partition's last block): set it where the block's data ends,
+                    // so every gap between blocks carries the right tombstone.
+                    self.counters.blocks_skipped.fetch_add(1, atomic::Ordering::Relaxed);
+                    let after = cursor.wide.as_ref().and_then(|b| b.get(cursor.block + 1)).map_or(Tombstone::NONE, |b| b.open_tombstone);
+                    cursor.block += 1;
+                    if after != cursor.active {
+                        cursor.active = after;
+                        return Ok(Some(rtc(end_of(&block.last), after)));
+                    }
+                    continue;
+                }
+            }
+            let handle = match &cursor.wide {
+                Some(blocks) => blocks.get(cursor.block).map_or(entry.block(), |b| b.block),
+                None => entry.block(),
+            };
             cursor.block += 1;
-            cursor.read_last = cursor.block == cursor.blocks.len();
-            let start = if first_block { entry.offset_in_block as usize } else { 0 };
-            let content = self.load(block.block)?;
+            cursor.read_last = cursor.block == cursor.blocks;
+            let start = if first_block { entry.offset_in_block() as usize } else { 0 };
+            let content = self.load(handle)?;
             if let Some(c) = self.current.as_mut() {
-                c.content = Some((content, start, block.block.offset));
+                c.content = Some((content, start, handle.offset));
             }
         }
     }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::fragment::{Fragment, StreamValidator};
 use crate::sstable::block::{decode_fragment, BlockHandle};
-use crate::sstable::index::RowIndexEntry;
+use crate::sstable::index::{PartitionIndexEntry, RowIndexEntry};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::reader::{ReadCounters, SstableReader};
 use crate::sstable::statistics::{Statistics, StatisticsCollector};
@@ -134,15 +134,26 @@ pub fn verify_source(source: Arc<dyn SstableSource>, expected_file_id: Option<u6
 /// [`verify_source`] opens one without.
 pub fn verify(reader: &SstableReader) -> VerifyReport {
     let footer = reader.footer();
+    let mut report = VerifyReport {
+        file_id: Some(footer.file_id),
+        file_len: reader.file_len(),
+        data_bytes: footer.data_end(),
+        ..VerifyReport::default()
+    };
+    // Decoding the entries again cannot fail (opening checked them); if it does, the check
+    // reports it and goes on without them.
+    let (entries, intact) = match reader.partitions().entries() {
+        Ok(entries) => (entries, true),
+        Err(e) => {
+            report.error(e);
+            (Vec::new(), false)
+        }
+    };
     let mut v = Verifier {
         reader,
-        report: VerifyReport {
-            file_id: Some(footer.file_id),
-            file_len: reader.file_len(),
-            data_bytes: footer.data_end(),
-            ..VerifyReport::default()
-        },
-        intact: true,
+        entries,
+        report,
+        intact,
         row_indexes: Vec::new(),
         validator: StreamValidator::new(),
         collector: StatisticsCollector::new(reader.statistics().origin, reader.statistics().table),
@@ -171,6 +182,8 @@ struct OpenPartition {
 
 struct Verifier<'a> {
     reader: &'a SstableReader,
+    /// The partition index, in full.
+    entries: Vec<PartitionIndexEntry>,
     report: VerifyReport,
     /// False once a problem lost data: the stream checks stop.
     intact: bool,
@@ -193,7 +206,7 @@ impl Verifier<'_> {
         let footer = *self.reader.footer();
         let mut handles = Vec::new();
         let mut row_index_end = 0u64;
-        for (i, entry) in self.reader.partitions().iter().enumerate() {
+        for (i, entry) in self.entries.iter().enumerate() {
             handles.push(entry.block);
             let Some(r) = entry.row_index else {
                 self.row_indexes.push(Some(Vec::new()));
@@ -313,14 +326,16 @@ impl Verifier<'_> {
         }
         self.collector.observe(&fragment);
         if let Fragment::PartitionStart { key, tombstone } = &fragment {
-            let entry = self.reader.partitions().get(self.next_entry);
+            let entry = self.entries.get(self.next_entry);
+            let indexed = entry.is_some();
             let index = self.next_entry;
             self.next_entry += 1;
             let offset = self.reader.footer().partition_index.offset;
             match entry {
                 None => self.report.push(PARTITION_INDEX, offset, format!("partition {key:?} at block {} is not indexed", handle.offset)),
                 Some(e) if e.key != *key => {
-                    self.broken(PARTITION_INDEX, offset, format!("entry {index} is {:?}, the data holds {key:?}", e.key));
+                    let reason = format!("entry {index} is {:?}, the data holds {key:?}", e.key);
+                    self.broken(PARTITION_INDEX, offset, reason);
                 }
                 Some(e) => {
                     if e.tombstone != *tombstone {
@@ -343,7 +358,7 @@ impl Verifier<'_> {
                 }
             }
             self.open = Some(OpenPartition {
-                entry: entry.is_some().then_some(index),
+                entry: indexed.then_some(index),
                 block: handle,
                 blocks_touched: 1,
                 summary: PartitionSummary::new(*tombstone),
@@ -370,7 +385,7 @@ impl Verifier<'_> {
     /// Check 4 at a partition's end: its entry and row index against what the data held.
     fn partition_end(&mut self, p: OpenPartition) {
         let Some(index) = p.entry else { return };
-        let Some(entry) = self.reader.partitions().get(index) else { return };
+        let Some(entry) = self.entries.get(index) else { return };
         let offset = self.reader.footer().partition_index.offset;
         let mut wrong = Vec::new();
         if entry.has_static_row != p.summary.has_static_row {
@@ -424,7 +439,7 @@ impl Verifier<'_> {
     /// The end-of-stream checks (3–5) and the bloom filter.
     fn finish(&mut self) {
         let footer = *self.reader.footer();
-        for (i, entry) in self.reader.partitions().iter().enumerate() {
+        for (i, entry) in self.entries.iter().enumerate() {
             if !self.reader.filter_admits(&entry.key) {
                 self.report.push("bloom filter", footer.filter.offset, format!("rejects the key of partition {i} ({:?})", entry.key));
             }
@@ -436,7 +451,7 @@ impl Verifier<'_> {
             self.broken(DATA, footer.data_end(), e.to_string());
             return;
         }
-        let entries = self.reader.partitions().len();
+        let entries = self.entries.len();
         if self.next_entry < entries {
             self.report.push(
                 PARTITION_INDEX,

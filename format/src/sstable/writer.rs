@@ -21,7 +21,8 @@ use crate::schema::{Compression, Schema};
 use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section};
-use crate::sstable::index::{encode_partition_index, encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::index::{encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::partition_index::{PartitionIndex, PartitionIndexBuilder};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
 use crate::time::GcTime;
@@ -90,6 +91,13 @@ impl FileSink {
 
 impl SstableSink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.len() >= FILE_SINK_BUFFER {
+            // A large section goes straight to the file, without a copy through the buffer.
+            self.flush()?;
+            self.file.write_all_at(bytes, self.offset)?;
+            self.offset += bytes.len() as u64;
+            return Ok(());
+        }
         self.buffer.extend_from_slice(bytes);
         if self.buffer.len() >= FILE_SINK_BUFFER {
             self.flush()?;
@@ -128,6 +136,8 @@ pub struct WrittenSstable {
     pub blocks: u64,
     /// The statistics stored in the file.
     pub statistics: Statistics,
+    /// The partition index stored in the file, for [`crate::sstable::reader::SstableReader::open_written`].
+    pub index: PartitionIndex,
 }
 
 /// The partition being written.
@@ -165,9 +175,11 @@ pub struct SstableWriter<S: SstableSink> {
     data_size: u64,
     validator: StreamValidator,
     statistics: StatisticsCollector,
-    entries: Vec<PartitionIndexEntry>,
-    /// Entries (by index) that start in the pending block and need its length.
-    starting_in_block: Vec<usize>,
+    /// The partition index as it grows.
+    index: PartitionIndexBuilder,
+    /// Finished entries of partitions that start in the pending block: encoded once it is written
+    /// and its length known.
+    pending: Vec<PartitionIndexEntry>,
     open: Option<OpenPartition>,
     hashes: Vec<u64>,
     row_index: Vec<u8>,
@@ -191,8 +203,8 @@ impl<S: SstableSink> SstableWriter<S> {
             data_size: 0,
             validator: StreamValidator::new(),
             statistics: StatisticsCollector::new(origin, table),
-            entries: Vec::new(),
-            starting_in_block: Vec::new(),
+            index: PartitionIndexBuilder::new(),
+            pending: Vec::new(),
             open: None,
             hashes: Vec::new(),
             row_index: Vec::new(),
@@ -235,8 +247,7 @@ impl<S: SstableSink> SstableWriter<S> {
             Fragment::PartitionEnd => {
                 let Some(p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
                 if p.summary.row_index.is_empty() {
-                    self.starting_in_block.push(self.entries.len());
-                    self.entries.push(p.into_entry(None));
+                    self.pending.push(p.into_entry(None));
                 } else {
                     // A wide partition: its last block ends here, so the row index is complete.
                     self.open = Some(p);
@@ -245,7 +256,7 @@ impl<S: SstableSink> SstableWriter<S> {
                     let offset = self.row_index.len() as u64;
                     encode_row_index(&p.summary.row_index, &mut self.row_index);
                     let len = self.row_index.len() as u64 - offset;
-                    self.entries.push(p.into_entry(Some(RowIndexRef { offset, len })));
+                    self.index_entry(&p.into_entry(Some(RowIndexRef { offset, len })));
                 }
             }
             other => self.open_partition()?.summary.observe(other),
@@ -269,9 +280,12 @@ impl<S: SstableSink> SstableWriter<S> {
         self.blocks += 1;
         self.data_size += self.block.len() as u64;
         self.block.clear();
-        for i in self.starting_in_block.drain(..) {
-            self.entries[i].block.len = handle.len;
+        let mut pending = std::mem::take(&mut self.pending);
+        for mut entry in pending.drain(..) {
+            entry.block.len = handle.len;
+            self.index_entry(&entry);
         }
+        self.pending = pending;
         if let Some(p) = &mut self.open {
             if p.entry.block.offset == handle.offset {
                 p.entry.block.len = handle.len;
@@ -279,6 +293,11 @@ impl<S: SstableSink> SstableWriter<S> {
             p.summary.end_block(handle);
         }
         Ok(())
+    }
+
+    /// Appends a finished entry to the partition index.
+    fn index_entry(&mut self, entry: &PartitionIndexEntry) {
+        self.index.push(entry);
     }
 
     /// Uncompressed data bytes written so far (compaction cuts its outputs by it).
@@ -306,9 +325,8 @@ impl<S: SstableSink> SstableWriter<S> {
             Ok(())
         };
         emit(&mut self.sink, &mut self.offset, &self.row_index, &mut footer.row_index)?;
-        encode_partition_index(&self.entries, &mut sections);
-        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.partition_index)?;
-        sections.clear();
+        let index = self.index.finish(self.offset);
+        emit(&mut self.sink, &mut self.offset, index.bytes(), &mut footer.partition_index)?;
         BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
         emit(&mut self.sink, &mut self.offset, &sections, &mut footer.filter)?;
         sections.clear();
@@ -318,6 +336,6 @@ impl<S: SstableSink> SstableWriter<S> {
         footer.encode(&mut sections);
         self.sink.append(&sections).map_err(io)?;
         let size = self.offset + sections.len() as u64;
-        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics }))
+        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics, index }))
     }
 }

@@ -1,0 +1,321 @@
+//! The partition index of an open sstable, held compactly in memory (`docs/format.md`,
+//! "Partition index").
+//!
+//! Opening an sstable decodes and checks every entry of the section once, but keeps only a
+//! fixed-size slot per partition (its token, where its key lies in the section, its tombstone,
+//! block, offset in the block, flags and highest timestamp) next to the section's bytes. The keys
+//! are slices of those bytes (no copy), and the variable-length rest of an entry (clustering
+//! range, row index reference, range tombstone summary) is decoded again from the bytes when a
+//! read needs it. So a partition costs one slot, with no allocation of its own, whatever the key
+//! and the entry hold.
+//!
+//! Invariants: every slot was decoded from `bytes` by [`PartitionIndex::decode`], which checks the
+//! whole section (the same rules as the format), so a slot's ranges lie inside `bytes` and
+//! decoding an entry's rest again succeeds. Thread-safety: immutable after decoding, `Send + Sync`.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::mutation_codec::{write_varint, Reader};
+use crate::partition_key::{DecoratedKey, PartitionKey};
+use crate::sstable::block::BlockHandle;
+use crate::sstable::index::{
+    encode_entry, read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, RowIndexRef, FLAG_CLUSTERING, FLAG_ROW_INDEX,
+    FLAG_STATIC_ROW, MIN_PARTITION_ENTRY_BYTES, PARTITION_INDEX,
+};
+use crate::time::Timestamp;
+use crate::token::Token;
+use crate::tombstone::Tombstone;
+
+/// What the index keeps of one partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slot {
+    token: Token,
+    /// The key's bytes are `bytes[key_start..key_end]`.
+    key_start: usize,
+    key_end: usize,
+    /// Where the entry's rest (after the flags) starts in `bytes`.
+    tail: usize,
+    tombstone: Tombstone,
+    block: BlockHandle,
+    offset_in_block: u32,
+    flags: u8,
+    max_timestamp: Timestamp,
+}
+
+/// The decoded partition index section of an sstable: one compact slot per partition, in
+/// (token, key) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionIndex {
+    bytes: Bytes,
+    /// File offset of the section (for corruption offsets).
+    section_offset: u64,
+    slots: Vec<Slot>,
+    reach: Reach,
+}
+
+/// The largest block end and row index end (from the row index section's start) the entries
+/// name, so the reader can check them against the file once.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Reach {
+    block_end: u64,
+    row_index_end: u64,
+}
+
+impl Reach {
+    fn note(&mut self, block: BlockHandle, row_index: Option<RowIndexRef>) {
+        self.block_end = self.block_end.max(block.end());
+        if let Some(ri) = row_index {
+            self.row_index_end = self.row_index_end.max(ri.offset.saturating_add(ri.len));
+        }
+    }
+}
+
+impl PartitionIndex {
+    /// Decodes and checks the partition index section `bytes`, found at file offset
+    /// `section_offset`. Errors are [`crate::Error::Corrupt`] with the file offset of the bad
+    /// field (the rules of `docs/format.md`).
+    pub fn decode(bytes: Bytes, section_offset: u64) -> Result<PartitionIndex> {
+        let mut r = Reader { structure: PARTITION_INDEX, buf: &bytes, pos: 0 };
+        let n = r.count("partition entry", MIN_PARTITION_ENTRY_BYTES).map_err(|e| shift(e, section_offset))?;
+        let mut slots: Vec<Slot> = Vec::with_capacity(n);
+        let mut reach = Reach::default();
+        for _ in 0..n {
+            let at = r.pos;
+            let head = read_entry_head(&mut r).map_err(|e| shift(e, section_offset))?;
+            let tail = r.pos;
+            let EntryTail { row_index, max_timestamp, .. } = read_entry_tail(&mut r, head.flags).map_err(|e| shift(e, section_offset))?;
+            let key = &bytes[head.key.clone()];
+            let slot = Slot {
+                token: Token::of(key),
+                key_start: head.key.start,
+                key_end: head.key.end,
+                tail,
+                tombstone: head.tombstone,
+                block: head.block,
+                offset_in_block: head.offset_in_block,
+                flags: head.flags,
+                max_timestamp,
+            };
+            if let Some(previous) = slots.last() {
+                let order = previous.token.cmp(&slot.token).then_with(|| bytes[previous.key_start..previous.key_end].cmp(key));
+                if order != Ordering::Less {
+                    return Err(shift(r.corrupt(at, "partitions not in strictly increasing (token, key) order"), section_offset));
+                }
+            }
+            reach.note(head.block, row_index);
+            slots.push(slot);
+        }
+        if r.remaining() != 0 {
+            return Err(shift(r.corrupt(r.pos, format!("{} trailing byte(s)", r.remaining())), section_offset));
+        }
+        Ok(PartitionIndex { bytes, section_offset, slots, reach })
+    }
+
+    /// The section's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The same index over `bytes`, when they equal its own (the section as read back from the
+    /// file the index was written to): the index then shares them instead of its copy.
+    pub fn over(self, bytes: Bytes, section_offset: u64) -> Option<PartitionIndex> {
+        (bytes == self.bytes && section_offset == self.section_offset).then_some(PartitionIndex { bytes, ..self })
+    }
+
+    /// The number of partitions.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the sstable holds no partition.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The partition at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<IndexedPartition<'_>> {
+        self.slots.get(index).map(|slot| IndexedPartition { index: self, slot })
+    }
+
+    /// The partitions in order.
+    pub fn iter(&self) -> impl Iterator<Item = IndexedPartition<'_>> + '_ {
+        self.slots.iter().map(|slot| IndexedPartition { index: self, slot })
+    }
+
+    /// Every entry in full, in order.
+    pub fn entries(&self) -> Result<Vec<PartitionIndexEntry>> {
+        self.iter().map(|p| p.entry()).collect()
+    }
+
+    /// Binary search for `key`: `Ok(index)` when present, `Err(insertion point)` otherwise.
+    pub fn search(&self, key: &DecoratedKey) -> std::result::Result<usize, usize> {
+        self.slots.binary_search_by(|slot| self.compare(slot, key))
+    }
+
+    /// The number of leading partitions for which `before(partition key vs key)` holds, given
+    /// that it holds for a prefix of the partitions (as `slice::partition_point`).
+    pub fn partition_point(&self, key: &DecoratedKey, before: impl Fn(Ordering) -> bool) -> usize {
+        self.slots.partition_point(|slot| before(self.compare(slot, key)))
+    }
+
+    /// The largest block end any entry names.
+    pub(crate) fn block_end(&self) -> u64 {
+        self.reach.block_end
+    }
+
+    /// The largest end (from the row index section's start) of a row index any entry names.
+    pub(crate) fn row_index_end(&self) -> u64 {
+        self.reach.row_index_end
+    }
+
+    fn key_bytes(&self, slot: &Slot) -> &[u8] {
+        // Cannot panic: decode took the range from these bytes.
+        &self.bytes[slot.key_start..slot.key_end]
+    }
+
+    /// The slot's key against `key`, in (token, key bytes) order.
+    fn compare(&self, slot: &Slot, key: &DecoratedKey) -> Ordering {
+        slot.token.cmp(&key.token).then_with(|| self.key_bytes(slot).cmp(&key.key.as_bytes()[..]))
+    }
+}
+
+/// Builds a partition index section, and its [`PartitionIndex`], entry by entry (the sstable
+/// writer), so the file's reader need not decode the section again.
+#[derive(Debug)]
+pub(crate) struct PartitionIndexBuilder {
+    /// [`COUNT_ROOM`] bytes left for the entry count, then the encoded entries.
+    bytes: Vec<u8>,
+    /// Slots with offsets into `bytes`.
+    slots: Vec<Slot>,
+    reach: Reach,
+}
+
+/// Room for the entry count (a `u64` varint takes at most 10 bytes).
+const COUNT_ROOM: usize = 10;
+
+impl PartitionIndexBuilder {
+    pub(crate) fn new() -> PartitionIndexBuilder {
+        PartitionIndexBuilder { bytes: vec![0; COUNT_ROOM], slots: Vec::new(), reach: Reach::default() }
+    }
+
+    /// Appends the next entry (entries come in (token, key) order).
+    pub(crate) fn push(&mut self, entry: &PartitionIndexEntry) {
+        let encoded = encode_entry(entry, &mut self.bytes);
+        self.reach.note(entry.block, entry.row_index);
+        self.slots.push(Slot {
+            token: entry.key.token,
+            key_start: encoded.key.start,
+            key_end: encoded.key.end,
+            tail: encoded.tail,
+            tombstone: entry.tombstone,
+            block: entry.block,
+            offset_in_block: entry.offset_in_block,
+            flags: encoded.flags,
+            max_timestamp: entry.max_timestamp,
+        });
+    }
+
+    /// The finished index, whose bytes are the section to write at file offset `section_offset`.
+    pub(crate) fn finish(mut self, section_offset: u64) -> PartitionIndex {
+        let mut count = Vec::with_capacity(COUNT_ROOM);
+        write_varint(&mut count, self.slots.len() as u64);
+        let start = COUNT_ROOM - count.len();
+        self.bytes[start..COUNT_ROOM].copy_from_slice(&count);
+        // Every offset is past the room (the entries follow it), so none underflows.
+        for slot in &mut self.slots {
+            slot.key_start -= start;
+            slot.key_end -= start;
+            slot.tail -= start;
+        }
+        let bytes = Bytes::from(self.bytes).slice(start..);
+        PartitionIndex { bytes, section_offset, slots: self.slots, reach: self.reach }
+    }
+}
+
+/// One partition of a [`PartitionIndex`].
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedPartition<'a> {
+    index: &'a PartitionIndex,
+    slot: &'a Slot,
+}
+
+impl IndexedPartition<'_> {
+    /// The partition key (its bytes shared with the index, not copied).
+    pub fn key(&self) -> DecoratedKey {
+        // Cannot panic: decode took the range from these bytes.
+        let bytes = self.index.bytes.slice(self.slot.key_start..self.slot.key_end);
+        DecoratedKey { token: self.slot.token, key: PartitionKey::from_legacy_bytes(bytes) }
+    }
+
+    /// The key's legacy-form bytes.
+    pub fn key_bytes(&self) -> &[u8] {
+        self.index.key_bytes(self.slot)
+    }
+
+    /// The key's token.
+    pub fn token(&self) -> Token {
+        self.slot.token
+    }
+
+    /// This partition's key against `key`, in (token, key bytes) order.
+    pub fn cmp_key(&self, key: &DecoratedKey) -> Ordering {
+        self.index.compare(self.slot, key)
+    }
+
+    /// The partition tombstone.
+    pub fn tombstone(&self) -> Tombstone {
+        self.slot.tombstone
+    }
+
+    /// The block holding the partition's start.
+    pub fn block(&self) -> BlockHandle {
+        self.slot.block
+    }
+
+    /// Byte offset of the partition's start in that block's content.
+    pub fn offset_in_block(&self) -> u32 {
+        self.slot.offset_in_block
+    }
+
+    /// Whether the partition has a static row.
+    pub fn has_static_row(&self) -> bool {
+        self.slot.flags & FLAG_STATIC_ROW != 0
+    }
+
+    /// Whether the partition has clustering fragments (rows or range tombstone changes).
+    pub fn has_clustering(&self) -> bool {
+        self.slot.flags & FLAG_CLUSTERING != 0
+    }
+
+    /// Whether the partition spans several blocks and has a row index.
+    pub fn has_row_index(&self) -> bool {
+        self.slot.flags & FLAG_ROW_INDEX != 0
+    }
+
+    /// The highest timestamp of anything in the partition (tombstones included).
+    pub fn max_timestamp(&self) -> Timestamp {
+        self.slot.max_timestamp
+    }
+
+    /// The full entry: the slot with the rest decoded again from the section (which was checked
+    /// when the index was decoded, so this fails only if memory changed under it).
+    pub fn entry(&self) -> Result<PartitionIndexEntry> {
+        let index = self.index;
+        let mut r = Reader { structure: PARTITION_INDEX, buf: &index.bytes, pos: self.slot.tail };
+        let tail = read_entry_tail(&mut r, self.slot.flags).map_err(|e| shift(e, index.section_offset))?;
+        Ok(PartitionIndexEntry {
+            key: self.key(),
+            tombstone: self.slot.tombstone,
+            block: self.slot.block,
+            offset_in_block: self.slot.offset_in_block,
+            has_static_row: self.has_static_row(),
+            clustering: tail.clustering,
+            max_timestamp: tail.max_timestamp,
+            range_tombstones: tail.range_tombstones,
+            row_index: tail.row_index,
+        })
+    }
+}
