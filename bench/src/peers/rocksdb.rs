@@ -1,6 +1,5 @@
 //! RocksDB as a [`KvPeer`] (cargo feature `rocksdb`).
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
