@@ -2,16 +2,17 @@
 //! clock, a replayer that fails on demand, the user tables batches write, and views of the v2
 //! table as ScyllaDB's tests see it through `MUTATION_FRAGMENTS` (A12).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use talus::batchlog::tables::{v2_partition, Stage, SHARDS, SYSTEM_KEYSPACE, V2_TABLE};
+use talus::batchlog::BatchlogLayout;
 use talus::batchlog::{BatchReplayer, BatchlogManager, BatchlogOptions, LocalReplayer, ManualClock, ReplayBatch};
 use talus::format::{ColumnType, Fragment, Mutation, Schema, SchemaRef, Timestamp, Value};
-use talus::{Engine, Error, Query, Result, SourceFragments};
+use talus::{scan_all, Engine, Error, Query, Result, SourceFragments};
 
 /// The test clock's start: 2026-01-01T00:00:00Z.
 pub const T0_MS: i64 = 1_767_225_600_000;
@@ -137,10 +138,66 @@ impl Fixture {
         Ok(out)
     }
 
+    /// The live entries of both batchlog tables: batch id → the stages where it is live (v1
+    /// entries count as initial).
+    pub fn live_entries(&self) -> Result<HashMap<[u8; 16], Vec<Stage>>> {
+        let mut out: HashMap<[u8; 16], Vec<Stage>> = HashMap::new();
+        let v1 = self.batchlog.schema(BatchlogLayout::V1);
+        for p in &self.engine.query(&scan_all(&v1.full_name()))?.partitions {
+            if p.rows.is_empty() {
+                continue;
+            }
+            match p.key.key.decode(&v1.partition_key_types())?.as_slice() {
+                [Value::Uuid(id)] => out.entry(*id).or_default().push(Stage::Initial),
+                other => return Err(unexpected("system.batchlog key", &other)),
+            }
+        }
+        let v2 = self.batchlog.schema(BatchlogLayout::V2);
+        for p in &self.engine.query(&scan_all(&v2.full_name()))?.partitions {
+            let stage = match p.key.key.decode(&v2.partition_key_types())?.as_slice() {
+                [Value::Int(_), Value::TinyInt(code), Value::Int(_)] => Stage::from_code(*code),
+                _ => None,
+            };
+            let Some(stage) = stage else { return Err(unexpected("system.batchlog_v2 key", &p.key)) };
+            for row in &p.rows {
+                match v2.decode_clustering(&row.clustering)?.as_slice() {
+                    [Value::Timestamp(_), Value::Uuid(id)] => out.entry(*id).or_default().push(stage),
+                    other => return Err(unexpected("system.batchlog_v2 clustering key", &other)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live rows of `ks.tbl1`: pk → ck → v.
+    pub fn user_rows(&self) -> Result<BTreeMap<i32, BTreeMap<i32, i32>>> {
+        let table = &self.tbl1;
+        let v_id = table.regular_column("v")?.id;
+        let mut out: BTreeMap<i32, BTreeMap<i32, i32>> = BTreeMap::new();
+        for p in &self.engine.query(&scan_all(&table.full_name()))?.partitions {
+            let [Value::Int(pk)] = p.key.key.decode(&table.partition_key_types())?[..] else {
+                return Err(unexpected("ks.tbl1 key", &p.key));
+            };
+            for row in &p.rows {
+                let [Value::Int(ck)] = table.decode_clustering(&row.clustering)?[..] else {
+                    return Err(unexpected("ks.tbl1 clustering key", &row.clustering));
+                };
+                let v = row.cells.iter().find(|(c, _)| *c == v_id).map(|(_, b)| Value::deserialize(ColumnType::Int, b)).transpose()?;
+                let Some(Value::Int(v)) = v else { return Err(unexpected("ks.tbl1 value", &v)) };
+                out.entry(pk).or_default().insert(ck, v);
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by.as_millis() as i64);
     }
+}
+
+fn unexpected(what: &str, got: &dyn std::fmt::Debug) -> Error {
+    Error::InvalidQuery(format!("unexpected {what}: {got:?}"))
 }
 
 /// Extension for reading a [`ManualClock`] without importing the clock trait everywhere.

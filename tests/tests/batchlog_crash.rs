@@ -16,15 +16,15 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test setup: a failure should fail the test loudly
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use talus::batchlog::tables::Stage;
 use talus::batchlog::{BatchHandle, BatchlogLayout, BatchlogOptions, ManualClock, ReplayReport};
-use talus::format::{ColumnType, Mutation, Timestamp, Value};
+use talus::format::{Mutation, Timestamp, Value};
 use talus::fs::SimFs;
-use talus::{scan_all, Engine};
+use talus::Engine;
 use talus_tests::batchlog::{count, user_table, ClockRead, Fixture, T0_MS};
 use talus_tests::fixture::{crash_modes, test_options};
 
@@ -105,53 +105,9 @@ fn run(f: &Fixture, variant: Variant) -> talus::Result<Vec<ReplayReport>> {
     Ok(reports)
 }
 
-/// The live v2 (and v1) entries: batch id → stages where live.
-fn live_entries(f: &Fixture) -> HashMap<[u8; 16], Vec<Stage>> {
-    let mut out: HashMap<[u8; 16], Vec<Stage>> = HashMap::new();
-    let v1 = f.batchlog.schema(BatchlogLayout::V1);
-    for p in &f.engine.query(&scan_all(&v1.full_name())).unwrap().partitions {
-        match p.key.key.decode(&v1.partition_key_types()).unwrap().as_slice() {
-            [Value::Uuid(id)] => out.entry(*id).or_default().push(Stage::Initial),
-            other => panic!("system.batchlog key {other:?}"),
-        }
-    }
-    let v2 = f.batchlog.schema(BatchlogLayout::V2);
-    for p in &f.engine.query(&scan_all(&v2.full_name())).unwrap().partitions {
-        let stage = match p.key.key.decode(&v2.partition_key_types()).unwrap().as_slice() {
-            [Value::Int(_), Value::TinyInt(code), Value::Int(_)] => Stage::from_code(*code).unwrap(),
-            other => panic!("system.batchlog_v2 key {other:?}"),
-        };
-        for row in &p.rows {
-            match v2.decode_clustering(&row.clustering).unwrap().as_slice() {
-                [Value::Timestamp(_), Value::Uuid(id)] => out.entry(*id).or_default().push(stage),
-                other => panic!("system.batchlog_v2 clustering {other:?}"),
-            }
-        }
-    }
-    out
-}
-
-/// The live rows of partition `pk` of `ks.tbl1`: ck → v.
-fn user_rows(f: &Fixture, pk: i32) -> BTreeMap<i32, i32> {
-    let v_id = f.tbl1.regular_column("v").unwrap().id;
-    let result = f.engine.query(&talus::Query::partition(&f.tbl1, &[Value::Int(pk)]).unwrap()).unwrap();
-    let mut out = BTreeMap::new();
-    for (_, row) in result.rows() {
-        let ck = match f.tbl1.decode_clustering(&row.clustering).unwrap().as_slice() {
-            [Value::Int(ck)] => *ck,
-            other => panic!("ks.tbl1 clustering {other:?}"),
-        };
-        match row.cells.iter().find(|(c, _)| *c == v_id).map(|(_, b)| Value::deserialize(ColumnType::Int, b).unwrap()) {
-            Some(Value::Int(v)) => out.insert(ck, v),
-            other => panic!("ks.tbl1 ({pk}, {ck}) v = {other:?}"),
-        };
-    }
-    out
-}
-
 /// Whether batch `pk` is applied, checking its rows are all or nothing and the overwrite holds.
 fn applied(f: &Fixture, pk: i32) -> Result<bool, String> {
-    let got = user_rows(f, pk);
+    let got = f.user_rows().unwrap().remove(&pk).unwrap_or_default();
     let mut without: BTreeMap<i32, i32> = BTreeMap::new();
     without.insert(0, overwrite(pk));
     let mut with = without.clone();
@@ -201,7 +157,7 @@ fn check_after_crash(
     let tbl2 = engine.schema("ks.tbl2").map_err(|e| format!("ks.tbl2: {e}"))?;
     let f = Fixture::attach(engine, options(), clock, tbl1, tbl2).map_err(|e| format!("attach: {e}"))?;
     f.advance(Duration::from_millis(restart_ms));
-    let live = live_entries(&f);
+    let live = f.live_entries().unwrap();
     let mut twice = false;
     for (pk, handle) in (0..N).zip(handles) {
         let is_applied = applied(&f, pk)?;
@@ -239,7 +195,7 @@ fn check_after_crash(
             return Err(format!("item {pk} is not applied after the final replays"));
         }
     }
-    let live = live_entries(&f);
+    let live = f.live_entries().unwrap();
     if !live.is_empty() {
         return Err(format!("{} entries still live after the final replays", live.len()));
     }

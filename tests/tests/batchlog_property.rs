@@ -25,9 +25,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use talus::batchlog::tables::{shard_of, v2_partition, Stage};
 use talus::batchlog::{BatchHandle, BatchlogLayout, BatchlogOptions, ManualClock};
-use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Value};
+use talus::format::{GcTime, Mutation, RangeBound, Value};
 use talus::fs::SimFs;
-use talus::{scan_all, Engine, Query};
+use talus::{Engine, Query};
 use talus_tests::batchlog::{user_table, Fixture, T0_MS};
 use talus_tests::fixture::{crash_modes, test_options};
 
@@ -216,7 +216,7 @@ impl Sim {
         if delivered != report.batches_replayed {
             self.fail(&format!("the replay reports {} batches replayed, the replayer delivered {delivered}", report.batches_replayed));
         }
-        let live = live_entries(self.f());
+        let live = self.f().live_entries().unwrap();
         if failing {
             if report.batches_replayed != 0 {
                 self.fail("a failing replayer delivered batches");
@@ -345,8 +345,8 @@ impl Sim {
     /// The invariant (see the module documentation).
     fn check(&self, cov: &mut Coverage) {
         cov.invariant_checks += 1;
-        let live = live_entries(self.f());
-        let rows = user_rows(self.f());
+        let live = self.f().live_entries().unwrap();
+        let rows = self.f().user_rows().unwrap();
         for id in live.keys() {
             if !self.by_id.contains_key(id) {
                 self.fail(&format!("a live batchlog entry {id:?} belongs to no enqueued item"));
@@ -417,7 +417,7 @@ impl Sim {
                 self.fail("three final replays did not replay everything");
             }
         }
-        let live = live_entries(self.f());
+        let live = self.f().live_entries().unwrap();
         if !live.is_empty() {
             self.fail(&format!("{} entries still live after the final replay", live.len()));
         }
@@ -427,64 +427,10 @@ impl Sim {
         // Once more after a crash: the final state is durable.
         self.crash(cov);
         self.check(cov);
-        if !live_entries(self.f()).is_empty() {
+        if !self.f().live_entries().unwrap().is_empty() {
             self.fail("entries came back after a crash");
         }
     }
-}
-
-/// The live batchlog entries of both tables: batch id → the stages where it is live (v1 entries
-/// count as initial).
-fn live_entries(f: &Fixture) -> HashMap<[u8; 16], Vec<Stage>> {
-    let mut out: HashMap<[u8; 16], Vec<Stage>> = HashMap::new();
-    let v1 = f.batchlog.schema(BatchlogLayout::V1);
-    for p in &f.engine.query(&scan_all(&v1.full_name())).unwrap().partitions {
-        if p.rows.is_empty() && p.static_cells.is_empty() {
-            continue;
-        }
-        match p.key.key.decode(&v1.partition_key_types()).unwrap().as_slice() {
-            [Value::Uuid(id)] => out.entry(*id).or_default().push(Stage::Initial),
-            other => panic!("system.batchlog key {other:?}"),
-        }
-    }
-    let v2 = f.batchlog.schema(BatchlogLayout::V2);
-    for p in &f.engine.query(&scan_all(&v2.full_name())).unwrap().partitions {
-        let stage = match p.key.key.decode(&v2.partition_key_types()).unwrap().as_slice() {
-            [Value::Int(_), Value::TinyInt(code), Value::Int(_)] => Stage::from_code(*code).unwrap(),
-            other => panic!("system.batchlog_v2 key {other:?}"),
-        };
-        for row in &p.rows {
-            match v2.decode_clustering(&row.clustering).unwrap().as_slice() {
-                [Value::Timestamp(_), Value::Uuid(id)] => out.entry(*id).or_default().push(stage),
-                other => panic!("system.batchlog_v2 clustering {other:?}"),
-            }
-        }
-    }
-    out
-}
-
-/// The live rows of `ks.tbl1`: pk → ck → v.
-fn user_rows(f: &Fixture) -> BTreeMap<i32, BTreeMap<i32, i32>> {
-    let v_id = f.tbl1.regular_column("v").unwrap().id;
-    let mut out: BTreeMap<i32, BTreeMap<i32, i32>> = BTreeMap::new();
-    for p in &f.engine.query(&scan_all(&f.tbl1.full_name())).unwrap().partitions {
-        let pk = match p.key.key.decode(&f.tbl1.partition_key_types()).unwrap().as_slice() {
-            [Value::Int(pk)] => *pk,
-            other => panic!("ks.tbl1 key {other:?}"),
-        };
-        for row in &p.rows {
-            let ck = match f.tbl1.decode_clustering(&row.clustering).unwrap().as_slice() {
-                [Value::Int(ck)] => *ck,
-                other => panic!("ks.tbl1 clustering {other:?}"),
-            };
-            let v = match row.cells.iter().find(|(c, _)| *c == v_id).map(|(_, b)| Value::deserialize(ColumnType::Int, b).unwrap()) {
-                Some(Value::Int(v)) => v,
-                other => panic!("ks.tbl1 ({pk}, {ck}) v = {other:?}"),
-            };
-            out.entry(pk).or_default().insert(ck, v);
-        }
-    }
-    out
 }
 
 fn t4_simulate(layout: BatchlogLayout, seeds: impl Iterator<Item = u64>) -> Coverage {
