@@ -11,13 +11,25 @@ pub mod progress;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use talus::format::schema::Compression;
 use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 
-/// The key-value shape: partition key = key, one clustering row, one cell.
+/// The key-value shape: partition key = key, one clustering row, one cell; default options.
 pub fn kv_schema() -> SchemaRef {
     // Building a fixed, valid schema cannot fail.
     #[allow(clippy::expect_used)]
     Schema::builder("bench", "kv").partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).build().expect("valid schema")
+}
+
+/// zstd at its default level (R4.17): the compression of the benchmarks that compare the engine
+/// with the machine's zstd speed.
+pub const ZSTD: Compression = Compression::Zstd { level: 3 };
+
+/// [`kv_schema`] with `compression`.
+pub fn kv_schema_with(compression: Compression) -> SchemaRef {
+    let mut schema = (*kv_schema()).clone();
+    schema.options.compression = compression;
+    std::sync::Arc::new(schema)
 }
 
 /// A 16-byte key from `i`, spread over the ring.

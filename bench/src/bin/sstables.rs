@@ -56,7 +56,7 @@ use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes,
+    contention, cpu_ticks, key, kv_schema_with, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes, ZSTD,
     value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB,
 };
 
@@ -930,11 +930,11 @@ fn main() -> Result<(), BoxError> {
     );
 
     // 1. Load and flush.
-    let schema = kv_schema();
+    let schema = kv_schema_with(ZSTD);
     let table = schema.full_name();
     let table_level = match schema.options.compression {
         Compression::Zstd { level } => level,
-        Compression::None => 0,
+        Compression::None | Compression::Lz4 => 0,
     };
     let engine = open_engine(&dir, args.cache_bytes)?;
     engine.create_table(schema.clone())?;
