@@ -10,6 +10,16 @@
 //! table is flushed and compacted (major), and one last replay is timed: its wall time, the
 //! entries and tombstones it read, the batchlog table's sstables and their bytes.
 //!
+//! A storage node has more tables than the batchlog and the one it applies to, and some are
+//! idle: a table written once and rarely flushed keeps the commitlog segment of its write, and
+//! every later one, from being recycled (ScyllaDB issue #15920; reference A1, "why it blocks
+//! batchlog cleanup"). The commitlog barrier then forbids purging any batchlog tombstone newer
+//! than that segment (R2.15), so on a real node v1's tombstones outlive their gc_grace_seconds of
+//! 0. With [`DemoOptions::idle_table`] (the default) the demo has such a table, written once
+//! before the history; without it every table flushes in time, the barrier moves along, and
+//! compaction purges most of v1's tombstones: v1's best case. v2 does not depend on it: its
+//! cleanup range tombstones make compaction drop the dead entries under them either way.
+//!
 //! The batchlog's clock is the system clock plus a skip, so that the end of the history can be
 //! made older than the replay timeout without sleeping; the engine's own clocks (tombstone GC,
 //! the commitlog barrier) stay real.
@@ -102,9 +112,15 @@ fn events_schema() -> Result<SchemaRef, BoxError> {
         .build()?)
 }
 
+/// A table written once and never flushed by the demo (see the module documentation).
+fn idle_schema() -> Result<SchemaRef, BoxError> {
+    Ok(Schema::builder("ks", "idle").partition_key("pk", ColumnType::BigInt).regular("v", ColumnType::Blob).build()?)
+}
+
 /// Runs the demo's pattern for `config.layout` with `config.batches` in a fresh engine under
-/// `dir`, counting batches on `progress`.
-pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, progress: &Progress) -> Result<DemoRecord, BoxError> {
+/// `dir`, counting batches on `progress`; with `idle_table`, an idle table pins the commitlog
+/// (see the module documentation).
+pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, idle_table: bool, progress: &Progress) -> Result<DemoRecord, BoxError> {
     config.validate()?;
     let started = Instant::now();
     // ScyllaDB's default commitlog mode (periodic sync), as the peers' WAL without per-write sync.
@@ -113,6 +129,11 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, progress: &Progress
     let engine = Engine::open(dir, EngineOptions { commitlog, ..EngineOptions::default() })?;
     let events = events_schema()?;
     engine.create_table(events.clone())?;
+    if idle_table {
+        let idle = idle_schema()?;
+        engine.create_table(idle.clone())?;
+        engine.apply(&Mutation::builder(&idle, &[Value::BigInt(0)]).set(&[], "v", Value::Blob(vec![1].into()), Timestamp(1)).build()?)?;
+    }
     let layout = match config.layout {
         Layout::V1 => BatchlogLayout::V1,
         Layout::V2 => BatchlogLayout::V2,
@@ -191,6 +212,17 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, progress: &Progress
     })
 }
 
+/// A ratio with the precision that suits it (three significant digits below 1, so a peer that is
+/// faster does not read "0×").
+fn ratio(x: f64) -> String {
+    match x {
+        x if x.is_nan() => "—".to_string(),
+        x if x >= 10.0 => format!("{x:.0}×"),
+        x if x >= 1.0 => format!("{x:.1}×"),
+        x => format!("{x:.3}×"),
+    }
+}
+
 /// A wall time with a precision that suits it: µs, ms or s.
 fn seconds(s: f64) -> String {
     match s {
@@ -211,6 +243,9 @@ pub struct DemoOptions {
     pub dir: std::path::PathBuf,
     /// Peers to run the same pattern on.
     pub peers: Vec<crate::peers::PeerKind>,
+    /// Whether the Talus engine has an idle table pinning the commitlog, as a storage node has
+    /// (see the module documentation).
+    pub idle_table: bool,
 }
 
 /// Everything the demo measured.
@@ -231,7 +266,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoOutcome, BoxError> {
             let dir = options.dir.join(format!("talus-{layout}-{size}"));
             let _ = std::fs::remove_dir_all(&dir);
             let progress = Progress::new(format!("talus {layout} {size}"), size);
-            let record = run_talus(&dir, &config, &progress)?;
+            let record = run_talus(&dir, &config, options.idle_table, &progress)?;
             progress.finish_with_message(format!("replay {}", seconds(record.replay_seconds)));
             outcome.talus.push(record);
             std::fs::remove_dir_all(&dir)?;
@@ -285,7 +320,7 @@ impl DemoOutcome {
         let _ = writeln!(s, "\n| batches | v1 replay ÷ v2 replay |\n|---:|---:|");
         for v2 in self.talus.iter().filter(|r| r.layout == Layout::V2) {
             if let Some(v1) = self.talus(Layout::V1, v2.batches) {
-                let _ = writeln!(s, "| {} | {:.0}× |", v2.batches, v1.replay_seconds / v2.replay_seconds.max(1e-9));
+                let _ = writeln!(s, "| {} | {} |", v2.batches, ratio(v1.replay_seconds / v2.replay_seconds.max(1e-9)));
             }
         }
         if !self.peers.is_empty() {
@@ -296,15 +331,15 @@ impl DemoOutcome {
                 let v2 = self.talus(Layout::V2, p.batches).map_or(f64::NAN, |t| p.replay_seconds / t.replay_seconds.max(1e-9));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {:.1}× | {:.0}× |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     p.engine,
                     p.layout,
                     p.batches,
                     seconds(p.replay_seconds),
                     p.entries_visited,
                     p.bytes_on_disk,
-                    same,
-                    v2
+                    ratio(same),
+                    ratio(v2)
                 );
             }
         }

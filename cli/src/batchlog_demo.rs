@@ -40,6 +40,10 @@ pub struct DemoArgs {
     /// Run Talus only, not the peers.
     #[arg(long)]
     no_peers: bool,
+    /// No idle table: every Talus table flushes in time, so the commitlog barrier lets
+    /// compaction purge v1's tombstones (v1's best case; a node's idle tables prevent it).
+    #[arg(long)]
+    no_idle_table: bool,
     /// Where the runs' engines live (default: a temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -64,6 +68,8 @@ pub fn run(args: DemoArgs) -> Result<(), BoxError> {
         rows_per_batch: args.rows_per_batch,
         replay_timeout_ms: args.replay_timeout_ms,
         seed: args.seed,
+        // The peers' replay deliveries fail with the same odds as Talus' (FlakyReplayer).
+        replay_fail_fraction: args.fail_fraction,
         ..BatchlogPatternConfig::default()
     };
     pattern.validate()?;
@@ -73,7 +79,16 @@ pub fn run(args: DemoArgs) -> Result<(), BoxError> {
         peers.iter().map(|p| format!(", {p}")).collect::<String>(),
         dir.display()
     );
-    let outcome = run_demo(&DemoOptions { sizes, pattern, dir, peers })?;
+    let idle_table = !args.no_idle_table;
+    eprintln!(
+        "{}",
+        if idle_table {
+            "an idle table pins the commitlog, as on a storage node: no batchlog tombstone is purgeable during the run (--no-idle-table: v1's best case)"
+        } else {
+            "no idle table: the commitlog barrier lets compaction purge v1's tombstones (v1's best case)"
+        }
+    );
+    let outcome = run_demo(&DemoOptions { sizes, pattern, dir, peers, idle_table })?;
     println!("{}", outcome.markdown());
     let reports = args.reports.clone().unwrap_or_else(|| talus_bench::target_dir().join("reports"));
     std::fs::create_dir_all(&reports)?;

@@ -42,7 +42,21 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
     let after = query.paging_state.as_ref().map(|p| &p.key);
     let bounds = query.partitions.key_bounds(after);
     let mut sources: Vec<FragmentStream<'_>> = Vec::with_capacity(memtables.len() + sstables.len());
+    // A single-partition read finds its partition in each memtable with one lookup, and keeps
+    // the snapshots for the covering tombstones below.
+    let single_key = match (&query.partitions, &query.paging_state) {
+        (PartitionRange::Single(key), None) => Some(key),
+        _ => None,
+    };
+    let mut single_versions = Vec::new();
     for memtable in &memtables {
+        if let Some(key) = single_key {
+            if let Some(version) = memtable.partition(key) {
+                single_versions.push(version.clone());
+                sources.push(Box::new(PartitionReader::new(key.clone(), version, slice.clone()).map(Ok)));
+            }
+            continue;
+        }
         let resumed = resume.as_ref().and_then(|(key, pos)| {
             let version = memtable.partition(key)?;
             Some(PartitionReader::new(key.clone(), version, Arc::new(slice.resumed_from(pos))))
@@ -75,18 +89,20 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
             }
         }
         let mut covering: Vec<RangeTombstone> = Vec::new();
-        for memtable in &memtables {
-            if let Some(version) = memtable.partition(key) {
-                push_partition_tombstone(&mut covering, version.tombstone);
-                let changes = version.range_tombstones.changes();
-                for pair in changes.windows(2) {
-                    if pair[0].tombstone.is_some() {
-                        covering.push(RangeTombstone {
-                            start: pair[0].position.clone(),
-                            end: pair[1].position.clone(),
-                            tombstone: pair[0].tombstone,
-                        });
-                    }
+        // A page resuming in the partition read the memtables through ranges: look it up.
+        if single_key.is_none() {
+            single_versions = memtables.iter().filter_map(|m| m.partition(key)).collect();
+        }
+        for version in &single_versions {
+            push_partition_tombstone(&mut covering, version.tombstone);
+            let changes = version.range_tombstones.changes();
+            for pair in changes.windows(2) {
+                if pair[0].tombstone.is_some() {
+                    covering.push(RangeTombstone {
+                        start: pair[0].position.clone(),
+                        end: pair[1].position.clone(),
+                        tombstone: pair[0].tombstone,
+                    });
                 }
             }
         }
