@@ -1,23 +1,30 @@
 //! `talus-bench`: benchmarks of Talus. The criterion benches in `benches/` cover the hot loops;
-//! the macro harness against peers arrives with the benchmark issue.
+//! the machine's own limits are measured by [`machine`].
 //!
 //! This library holds the workload setup and the measurement helpers shared by the benches.
 
 pub mod batchlog_demo;
 pub mod chart;
+pub mod machine;
 pub mod peers;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use talus::format::schema::TableOptions;
 use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 
 /// The key-value shape: partition key = key, one clustering row, one cell.
 pub fn kv_schema() -> SchemaRef {
     // Building a fixed, valid schema cannot fail.
     #[allow(clippy::expect_used)]
-    Schema::builder("bench", "kv").partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).build().expect("valid schema")
+    kv_schema_with("kv", TableOptions::default()).expect("valid schema")
+}
+
+/// The key-value shape of [`kv_schema`] as table `bench.<name>` with `options`.
+pub fn kv_schema_with(name: &str, options: TableOptions) -> talus::format::Result<SchemaRef> {
+    Schema::builder("bench", name).partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).options(options).build()
 }
 
 /// A 16-byte key from `i`, spread over the ring.
@@ -62,6 +69,11 @@ impl Latency {
         let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
         Latency { p50_us: at(0.5), p90_us: at(0.9), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
     }
+}
+
+/// Nanoseconds of `d`, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Errors that may cross a thread boundary.
