@@ -1,10 +1,12 @@
 //! `talus-bench`: benchmarks of Talus. The criterion benches in `benches/` cover the hot loops;
-//! the machine's own limits are measured by [`machine`].
+//! the `talus-bench` binary ([`harness`]) runs the macro workloads on Talus and its peers side by
+//! side, next to the machine's own limits ([`machine`]).
 //!
 //! This library holds the workload setup and the measurement helpers shared by the benches.
 
 pub mod batchlog_demo;
 pub mod chart;
+pub mod harness;
 pub mod machine;
 pub mod peers;
 pub mod progress;
