@@ -31,9 +31,14 @@ fn value(report: &Report, workload: &str, engine: &str, f: impl Fn(&super::Recor
     report.records.iter().find(|r| r.workload == workload && r.name == engine).and_then(f).unwrap_or(f64::NAN)
 }
 
-/// A width that leaves each bar a few pixels.
+/// A width that leaves each group room for its label and each bar a few pixels.
 fn width(groups: usize, series: usize) -> u32 {
-    u32::try_from((groups * series.max(1) * 9 + 200).clamp(1000, 4000)).unwrap_or(4000)
+    u32::try_from((groups * (series * 12).max(110) + 200).clamp(1000, 4000)).unwrap_or(4000)
+}
+
+/// The fraction of the plot's height the legend of `series` entries needs above the bars.
+fn legend_room(series: usize) -> f64 {
+    (series as f64 * 0.045).min(0.6)
 }
 
 /// Median operations per second per workload and engine (`None`: no record).
@@ -67,6 +72,7 @@ pub fn latency_chart(report: &Report) -> Option<BarChart> {
         .y_label("microseconds")
         .y_scale(Scale::Log10)
         .legend(Legend::UpperRight)
+        .top_margin(legend_room(engines.len() * 3))
         .size(width(groups.len(), engines.len() * 3), 650);
     type Pick = fn(&crate::Latency) -> f64;
     let percentiles: [(&str, Pick); 3] = [("p50", |l| l.p50_us), ("p90", |l| l.p90_us), ("p99", |l| l.p99_us)];

@@ -77,7 +77,7 @@ fn thread_loop(
             run.bytes += (key.len() + value.len()) as u64;
         }
         ops += 1;
-        if ops % PROGRESS_EVERY == 0 {
+        if ops.is_multiple_of(PROGRESS_EVERY) {
             progress.inc(PROGRESS_EVERY);
         }
     }

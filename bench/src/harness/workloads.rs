@@ -66,7 +66,7 @@ pub fn read_seq(
         let visited = peer.scan(space, &[], None, &mut |k, v| {
             bytes += (k.len() + v.len()) as u64;
             rows += 1;
-            if rows % PROGRESS_EVERY == 0 {
+            if rows.is_multiple_of(PROGRESS_EVERY) {
                 progress.inc(PROGRESS_EVERY);
             }
             ControlFlow::Continue(())
