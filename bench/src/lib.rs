@@ -12,10 +12,13 @@ pub mod peers;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use talus::format::schema::TableOptions;
-use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::format::{ColumnType, Fragment, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::memtable_reader::PartitionReader;
+use talus::{Memtable, Slice};
 
 /// The key-value shape: partition key = key, one clustering row, one cell.
 pub fn kv_schema() -> SchemaRef {
@@ -43,6 +46,17 @@ pub fn kv_put(schema: &Schema, i: u64, value: &[u8]) -> talus::format::Result<Mu
         .now(GcTime(1))
         .set(&[], "v", Value::Blob(value.to_vec().into()), Timestamp(i as i64 + 1))
         .build()
+}
+
+/// The fragments of `mutations` as the engine reads them back from a memtable: every partition
+/// in ring order, each from its start to its end (for benchmarks of the fragment consumers).
+pub fn fragments_of(mutations: &[Mutation]) -> Vec<Fragment> {
+    let memtable = Memtable::new();
+    for mutation in mutations {
+        memtable.apply(mutation);
+    }
+    let slice = Arc::new(Slice::full());
+    memtable.partitions_in(..).flat_map(|(key, version)| PartitionReader::new(key, version, slice.clone())).collect()
 }
 
 /// Latency distribution of a measurement, in microseconds.
