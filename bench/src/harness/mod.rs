@@ -274,7 +274,9 @@ pub fn run(config: &Config) -> Result<Report, BoxError> {
         }
     }
     machine.measure_end(scratch.path(), &keys)?;
-    note(config, format!("machine: {}", machine.describe().last().cloned().unwrap_or_default()));
+    if let Some(end) = machine.seq_write.last() {
+        note(config, format!("machine: sequential write + fdatasync at the end: {:.0} MB/s", end.mb_per_s));
+    }
     let Runs { samples, warnings, .. } = runs;
     let report = Report::build(config, machine, &samples, warnings, started.elapsed().as_secs_f64(), other_cores(cpu));
     scratch.close()?;

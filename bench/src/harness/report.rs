@@ -202,7 +202,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let s = &self.settings;
         let mut out = format!(
-            "## talus-bench: {} keys of {} + {} B, {} durability, {} compression, median of {} repetition{}\n\n### Machine limits\n\n",
+            "## talus-bench: {} keys of {} + {} B, durability {}, compression {}, median of {} repetition{}\n\n### Machine limits\n\n",
             thousands(s.keys as f64),
             s.key_size,
             s.value_size,
@@ -249,7 +249,7 @@ impl Report {
             .collect();
         out += &ops.join("; ");
         out += &format!(
-            ".\nMB = 10^6 bytes of keys and values. Latency: of one operation in the median repetition. Mixed runs: {} threads for {:.0} s. \
+            ".\nMB = 10^6 bytes of keys and values. Latency: of one operation in the median repetition. Mixed runs: {} threads for {} s. \
              Talus `kv`: a partition per key; `talus-wide`: a partition per {}-bit key prefix, a row per key.\n",
             s.threads, s.mixed_seconds, s.talus_wide_group_bits
         );
