@@ -22,8 +22,9 @@
 //! `sync_writes`, `Batch(0)`, table compression zstd level 3 (the default) or none. Writes carry
 //! [`Timestamp::now`] (strictly increasing in the process), so an overwrite wins.
 //!
-//! Point reads ([`KvPeer::get`]) go through [`TalusPeer::point_read`], the one place to switch to
-//! a dedicated point-read API of the engine.
+//! Point reads ([`KvPeer::get`]) go through [`TalusPeer::point_read`], one line to change to
+//! switch to a dedicated point-read API of the engine; writes through [`KvPeer::put`] (one
+//! `Engine::apply` of one mutation each).
 
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
@@ -169,8 +170,16 @@ impl TalusPeer {
         self.shape
     }
 
-    /// The value under `key` in `schema`'s table: the one Talus point read of the benchmarks.
+    /// The value under `key` in `schema`'s table: the one Talus point read of the benchmarks
+    /// ([`KvPeer::get`] and everything built on it). To measure another read API of the engine,
+    /// change this one line.
     pub fn point_read(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
+        self.point_read_by_query(schema, key)
+    }
+
+    /// A point read through [`Engine::query`]: a single-partition query (restricted to the key's
+    /// row in the wide shape); the value is the row's cell.
+    pub fn point_read_by_query(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
         let query = self.point_query(schema, key)?;
         let result = self.engine.query(&query).map_err(|e| self.error("get", e))?;
         let value = result.rows().next().and_then(|(_, row)| row.cells.first()).map(|(_, v)| v.to_vec());
