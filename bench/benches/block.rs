@@ -1,4 +1,4 @@
-//! SSTable data blocks: encoding fragments into a block's content, `write_block` (zstd or raw,
+//! SSTable data blocks: encoding fragments into a block's content, `write_block` (zstd, LZ4 or raw,
 //! plus the checksum), `read_block` (checksum + decompression) and decoding the fragments back,
 //! on ~4 KiB blocks of key-value rows (16-byte keys, 100-byte values).
 //!
@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use talus::format::schema::{Compression, TableOptions};
 use talus::format::sstable::block::{decode_fragment, encode_fragment, read_block, write_block, BlockHandle};
 use talus::format::Fragment;
-use talus_bench::{fragments_of, kv_put, kv_schema, value};
+use talus_bench::{fragments_of, kv_put, kv_schema, value, ZSTD};
 
 const ROWS: u64 = 20_000;
 
@@ -54,7 +54,7 @@ fn block_codec(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(20);
     g.bench_function("encode_fragments", |b| b.iter(|| blocks.iter().map(|f| encode(f).len()).sum::<usize>()));
-    for (name, compression) in [("zstd3", Compression::Zstd { level: 3 }), ("raw", Compression::None)] {
+    for (name, compression) in [("zstd3", ZSTD), ("lz4", Compression::Lz4), ("raw", Compression::None)] {
         let mut stored: Vec<(Bytes, BlockHandle)> = Vec::new();
         let mut out = Vec::new();
         g.bench_function(format!("write_block_{name}"), |b| {

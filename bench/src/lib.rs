@@ -15,20 +15,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talus::format::schema::TableOptions;
+use talus::format::schema::{Compression, TableOptions};
 use talus::format::{ColumnType, Fragment, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 use talus::memtable_reader::PartitionReader;
 use talus::{Memtable, Slice};
 
-/// The key-value shape: partition key = key, one clustering row, one cell.
+/// The key-value shape: partition key = key, one clustering row, one cell; default options.
 pub fn kv_schema() -> SchemaRef {
+    kv_schema_with(TableOptions::default().compression)
+}
+
+/// zstd's default level (R4.17).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// zstd at its default level (R4.17): the compression of the benchmarks that compare the engine
+/// with the machine's zstd speed.
+pub const ZSTD: Compression = Compression::Zstd { level: ZSTD_LEVEL };
+
+/// [`kv_schema`] with `compression`.
+pub fn kv_schema_with(compression: Compression) -> SchemaRef {
     // Building a fixed, valid schema cannot fail.
     #[allow(clippy::expect_used)]
-    kv_schema_with("kv", TableOptions::default()).expect("valid schema")
+    kv_table("kv", TableOptions { compression, ..TableOptions::default() }).expect("valid schema")
 }
 
 /// The key-value shape of [`kv_schema`] as table `bench.<name>` with `options`.
-pub fn kv_schema_with(name: &str, options: TableOptions) -> talus::format::Result<SchemaRef> {
+pub fn kv_table(name: &str, options: TableOptions) -> talus::format::Result<SchemaRef> {
     Schema::builder("bench", name).partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).options(options).build()
 }
 

@@ -6,9 +6,9 @@
 //! - [`fsync_append`] and [`fsync_overwrite`]: a small write then `fdatasync`, in a loop
 //!   (syncs/s and their latency);
 //! - [`memcpy_speed`]: copying a buffer larger than the CPU caches (MB/s);
-//! - [`zstd_speed`] and [`parallel_decompress`]: zstd compression and decompression of given
-//!   blocks, one block at a time (MB/s of uncompressed bytes); [`value_blocks`] makes such blocks
-//!   from the benchmarks' own keys and values.
+//! - [`zstd_speed`], [`parallel_decompress`] and [`lz4_speed`]: zstd and LZ4 compression and
+//!   decompression of given blocks, one block at a time (MB/s of uncompressed bytes);
+//!   [`value_blocks`] makes such blocks from the benchmarks' own keys and values.
 //!
 //! The functions measure and return; printing is the caller's.
 
@@ -317,4 +317,47 @@ pub fn parallel_decompress(blocks: &[Vec<u8>], level: i32, threads: usize, min: 
     let bytes: u64 = results.iter().map(|r| r.0).sum();
     let finished = results.iter().map(|r| r.1).max().unwrap_or(began);
     Ok(bytes as f64 / MB / finished.duration_since(began).as_secs_f64())
+}
+
+/// LZ4 (block format, `lz4_flex` as the format crate uses it) speeds over a set of blocks; rates
+/// are of uncompressed bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lz4Speed {
+    /// Blocks compressed, each on its own.
+    pub blocks: usize,
+    /// Compressed ÷ uncompressed.
+    pub ratio: f64,
+    /// Compression into a reused buffer.
+    pub compress_mb_per_s: f64,
+    /// Decompression into a reused buffer: the limit.
+    pub decompress_mb_per_s: f64,
+    /// Mean microseconds to decompress one block.
+    pub decompress_block_us: f64,
+}
+
+/// Measures LZ4 on `blocks` (one at a time, each pass at least `min` long).
+pub fn lz4_speed(blocks: &[Vec<u8>], min: Duration) -> Result<Lz4Speed, BoxError> {
+    let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+    let largest = blocks.iter().map(Vec::len).max().unwrap_or(0);
+    let compressed: Vec<Vec<u8>> = blocks.iter().map(|b| lz4_flex::block::compress(b)).collect();
+    let mut out = vec![0u8; lz4_flex::block::get_maximum_output_size(largest).max(largest)];
+    let (compress, _) = timed_passes(min, || {
+        for b in blocks {
+            black_box(lz4_flex::block::compress_into(b, &mut out)?);
+        }
+        Ok(total)
+    })?;
+    let (decompress, pass_seconds) = timed_passes(min, || {
+        for (z, b) in compressed.iter().zip(blocks) {
+            black_box(lz4_flex::block::decompress_into(z, &mut out[..b.len()])?);
+        }
+        Ok(total)
+    })?;
+    Ok(Lz4Speed {
+        blocks: blocks.len(),
+        ratio: compressed.iter().map(|z| z.len() as f64).sum::<f64>() / total.max(1) as f64,
+        compress_mb_per_s: compress,
+        decompress_mb_per_s: decompress,
+        decompress_block_us: pass_seconds * 1e6 / blocks.len().max(1) as f64,
+    })
 }

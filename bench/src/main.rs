@@ -1,6 +1,6 @@
 //! `talus-bench`: db_bench-style workloads on Talus and its peers (fjall; RocksDB with the cargo
 //! feature `rocksdb`) in one run, next to the machine's own limits (sequential write + fdatasync,
-//! fsync rate, memory copy, zstd), as a markdown table on stdout, JSON and PNG charts.
+//! fsync rate, memory copy, zstd and LZ4), as a markdown table on stdout, JSON and PNG charts.
 //!
 //! # Usage
 //!
@@ -26,6 +26,9 @@
 //! `workload`, `engine`, `shape`, `ops_per_sec`, min and max, latency percentiles, the limit,
 //! the ratios; plus the machine limits), `bench.md`, `bench-throughput.png` and
 //! `bench-latency.png` in `--reports` (default `target/reports/`). Progress on stderr.
+//!
+//! The binary allocates with mimalloc (as fjall's published benchmarks do), the same allocator
+//! for every engine of the run.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,6 +37,10 @@ use clap::Parser;
 use talus_bench::harness::{run, write_reports, Config, Workload};
 use talus_bench::peers::{Compression, PeerKind};
 use talus_bench::{target_dir, BoxError};
+
+/// The allocator of every engine in the run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keys of a full run.
 const DEFAULT_KEYS: u64 = 1 << 20;
@@ -60,7 +67,8 @@ struct Args {
     /// every write synced before it returns.
     #[arg(long, default_value = "periodic", value_parser = ["periodic", "batch"])]
     durability: String,
-    /// Block compression: `zstd` (where the engine has it; fjall keeps LZ4) or `none`.
+    /// Block compression: `zstd` (level 3 where the engine has it; fjall keeps LZ4), `lz4` (Talus'
+    /// default; not RocksDB here) or `none`.
     #[arg(long, default_value = "zstd")]
     compression: Compression,
     /// Seconds of each mixed YCSB run [default: 10; --quick: 2].

@@ -59,7 +59,12 @@ fn a_tiny_run_reports_every_workload_on_every_engine_and_writes_the_files() {
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let m = &report.machine;
     assert!(m.seq_write_mb_per_s > 0.0 && m.fsync.fsyncs_per_s > 0.0 && m.fsync_overwrite.fsyncs_per_s > 0.0);
-    assert!(m.memcpy.mb_per_s > 0.0 && m.zstd.decompress_mb_per_s > 0.0 && m.fsyncs_per_s() >= m.fsync.fsyncs_per_s);
+    assert!(
+        m.memcpy.mb_per_s > 0.0
+            && m.zstd.decompress_mb_per_s > 0.0
+            && m.lz4.decompress_mb_per_s > 0.0
+            && m.fsyncs_per_s() >= m.fsync.fsyncs_per_s
+    );
     assert_eq!(m.seq_write.len(), 2);
     assert!(report.markdown().contains("| fillrandom | talus |"));
 

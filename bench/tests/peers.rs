@@ -317,3 +317,25 @@ fn batchlog_on_talus_in_both_shapes() {
         assert_eq!(report.range_deletes, shards, "{layout}");
     }
 }
+
+/// Every compression setting opens and reads back, on Talus and fjall.
+#[test]
+fn compression_settings_round_trip() {
+    use talus_bench::peers::Compression;
+    for compression in [Compression::Zstd, Compression::Lz4, Compression::None] {
+        for kind in [PeerKind::Talus, PeerKind::TalusWide, PeerKind::Fjall] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let options = PeerOptions { compression, ..PeerOptions::default() };
+            let peer = kind.open(dir.path(), &options).expect("open");
+            let space = peer.space("default").expect("space");
+            for i in 0..500u64 {
+                peer.put(space, &talus_bench::key(i), &talus_bench::value(i, 100)).expect("put");
+            }
+            peer.flush().expect("flush");
+            assert_eq!(peer.get(space, &talus_bench::key(7)).expect("get"), Some(talus_bench::value(7, 100)), "{kind} {compression}");
+            assert_eq!(all(peer.as_ref(), "default").len(), 500, "{kind} {compression}");
+        }
+    }
+    assert_eq!("LZ4".parse::<Compression>().expect("lz4"), Compression::Lz4);
+    assert!("snappy".parse::<Compression>().is_err());
+}

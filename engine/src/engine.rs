@@ -357,7 +357,7 @@ impl Engine {
     }
 
     pub(crate) fn table_by_name(&self, name: &str) -> Result<Arc<Table>> {
-        self.inner.tables.read().values().find(|t| t.schema.full_name() == name).cloned().ok_or_else(|| Error::UnknownTable(name.into()))
+        self.inner.tables.read().values().find(|t| t.schema.has_full_name(name)).cloned().ok_or_else(|| Error::UnknownTable(name.into()))
     }
 
     fn table_by_id(&self, id: TableId) -> Result<Arc<Table>> {
@@ -379,7 +379,8 @@ impl Engine {
     pub fn apply_batch_with(&self, mutations: &[Mutation], options: WriteOptions) -> Result<ReplayPosition> {
         let mut tables = mutations.iter().map(|m| self.table_by_id(m.table)).collect::<Result<Vec<_>>>()?;
         self.inner.flush.wait_if_behind();
-        let mut body = Vec::new();
+        // Room for a small mutation at once: most writes then encode without growing the buffer.
+        let mut body = Vec::with_capacity(mutations.len() * 256);
         for m in mutations {
             push_mutation(&mut body, |out| encode_mutation(m, out));
         }

@@ -1,23 +1,27 @@
 //! The memtable: a concurrent ordered map of partitions (DESIGN §3).
 //!
 //! Invariants and thread-safety:
-//! - partitions live in a lock-free `crossbeam_skiplist::SkipMap` ordered by [`DecoratedKey`];
+//! - partitions live in a lock-free [`PartitionMap`] (skiplists per token range) ordered by
+//!   [`DecoratedKey`];
 //! - each partition is an immutable [`PartitionVersion`] behind an `ArcSwap`: readers load a
 //!   snapshot without locking, so **a reader never blocks a writer**, and a writer publishes a whole
 //!   mutation with one pointer swap, so **a mutation becomes visible all at once**;
 //! - writers of the same partition serialize on that partition's mutex; writers of different
 //!   partitions do not contend;
-//! - rows sit in a persistent `imbl::OrdMap`, so copying a version for a write is O(1) and the
-//!   write costs O(log n) per row, even for wide partitions;
+//! - rows sit in a [`RowMap`]: a small vector for small partitions, a persistent `imbl::OrdMap`
+//!   for wide ones, so copying a version for a write is O(1) there and the write costs O(log n)
+//!   per row;
 //! - partition and range tombstones are applied **eagerly**: rows and row tombstones they cover are
 //!   dropped at once (R1.33, `never_gc`, no expiry); the tombstones themselves are kept.
 
+use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::commitlog::{ReplayCoverage, ReplayPosition};
+use crate::memtable_rows::RowMap;
+use crate::partition_map::PartitionMap;
 use arc_swap::ArcSwap;
-use crossbeam_skiplist::SkipMap;
 use parking_lot::Mutex;
 use talus_format::{
     Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionUpdate, Position, RangeTombstoneList, Row,
@@ -31,8 +35,8 @@ pub struct PartitionVersion {
     pub tombstone: Tombstone,
     /// Static row cells.
     pub static_cells: Cells,
-    /// Rows by clustering key (persistent map: cheap to copy).
-    pub rows: imbl::OrdMap<ClusteringPrefix, Row>,
+    /// Rows by clustering key.
+    pub rows: RowMap,
     /// Range tombstones in canonical form.
     pub range_tombstones: Arc<RangeTombstoneList>,
 }
@@ -51,13 +55,10 @@ impl PartitionVersion {
             // A newer partition tombstone: drop everything it covers (rows, row tombstones, cells).
             let t = self.tombstone;
             self.static_cells.compact(t, None, &NeverPurge);
-            self.rows = std::mem::take(&mut self.rows)
-                .into_iter()
-                .filter_map(|(key, mut row)| {
-                    row.compact(t, None, &NeverPurge, CompactionPurpose::Persist);
-                    (!row.is_empty()).then_some((key, row))
-                })
-                .collect();
+            self.rows.retain(|_, row| {
+                row.compact(t, None, &NeverPurge, CompactionPurpose::Persist);
+                !row.is_empty()
+            });
         }
         if !update.static_cells.is_empty() {
             self.static_cells.apply(&update.static_cells);
@@ -69,7 +70,7 @@ impl PartitionVersion {
             let lower = rt.start.prefix().clone();
             let covered: Vec<ClusteringPrefix> = self
                 .rows
-                .range(lower..)
+                .from(Bound::Included(&lower))
                 .map(|(k, _)| k)
                 .skip_while(|k| Position::at_row((*k).clone()) < rt.start)
                 .take_while(|k| Position::at_row((*k).clone()) < rt.end)
@@ -124,7 +125,7 @@ pub struct MemtableStats {
 
 /// A memtable of one table.
 pub struct Memtable {
-    partitions: SkipMap<DecoratedKey, MemPartition>,
+    partitions: PartitionMap<MemPartition>,
     memory: AtomicUsize,
     min_ts: AtomicI64,
     max_ts: AtomicI64,
@@ -152,7 +153,7 @@ impl Memtable {
     /// An empty memtable.
     pub fn new() -> Memtable {
         Memtable {
-            partitions: SkipMap::new(),
+            partitions: PartitionMap::new(),
             memory: AtomicUsize::new(0),
             min_ts: AtomicI64::new(i64::MAX),
             max_ts: AtomicI64::new(i64::MIN),
@@ -176,10 +177,9 @@ impl Memtable {
     pub fn apply(&self, mutation: &Mutation) {
         self.note_timestamps(&mutation.update);
         // One search whether the partition exists or not (the key clone is a reference count).
-        let mut created = false;
-        let entry = self.partitions.get_or_insert_with(mutation.key.clone(), || {
-            created = true;
-            MemPartition { writer: Mutex::new(()), version: ArcSwap::from_pointee(PartitionVersion::default()) }
+        let (entry, created) = self.partitions.get_or_insert_with(mutation.key.clone(), || MemPartition {
+            writer: Mutex::new(()),
+            version: ArcSwap::from_pointee(PartitionVersion::default()),
         });
         if created {
             self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);

@@ -122,7 +122,7 @@ impl PartitionReader {
                     let row = self
                         .version
                         .rows
-                        .range((self.row_from.clone(), Bound::Unbounded))
+                        .from(self.row_from.as_ref())
                         .map(|(k, r)| (Position::at_row(k.clone()), k, r))
                         .find(|(pos, _, _)| pos >= start)
                         .filter(|(pos, _, _)| pos < end);

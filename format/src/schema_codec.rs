@@ -62,6 +62,7 @@ const COMPACTION_LEVELED: u8 = 1;
 const COMPACTION_TIME_WINDOW: u8 = 2;
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_ZSTD: u8 = 1;
+const COMPRESSION_LZ4: u8 = 2;
 
 // Smallest encodings of repeated items, used to bound counts by the remaining input.
 /// Empty name (1) + type (1).
@@ -264,6 +265,7 @@ fn write_options(out: &mut Vec<u8>, o: &TableOptions) {
     write_bool(out, c.unchecked_tombstone_compaction);
     match o.compression {
         Compression::None => out.push(COMPRESSION_NONE),
+        Compression::Lz4 => out.push(COMPRESSION_LZ4),
         Compression::Zstd { level } => {
             out.push(COMPRESSION_ZSTD);
             out.extend_from_slice(&level.to_le_bytes());
@@ -367,6 +369,7 @@ fn options(r: &mut Reader<'_>) -> Result<TableOptions> {
     let at = r.pos;
     let compression = match r.u8("compression")? {
         COMPRESSION_NONE => Compression::None,
+        COMPRESSION_LZ4 => Compression::Lz4,
         COMPRESSION_ZSTD => Compression::Zstd { level: r.i32("zstd level")? },
         tag => return Err(r.corrupt(at, format!("bad compression tag {tag}"))),
     };

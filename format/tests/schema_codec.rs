@@ -369,7 +369,7 @@ fn strictness_rejects_malformed_and_non_canonical_inputs() {
         (golden_with(62, 1, "03"), 62, "compaction strategy"),
         (golden_with(66, 1, "02"), 66, "flag"),
         (golden_with(85, 1, "ff"), 85, "flag"),
-        (golden_with(86, 1, "02"), 86, "compression"),
+        (golden_with(86, 1, "03"), 86, "compression"),
         (golden_with(91, 2, "80a000"), 91, "non-minimal"),
         (good[..95].to_vec(), 93, "truncated"),
         (good[..OPTIONS_AT].to_vec(), OPTIONS_AT, "truncated"),
@@ -492,7 +492,7 @@ fn arb_options() -> impl Strategy<Value = TableOptions> {
             }
         },
     );
-    let compression = prop_oneof![Just(Compression::None), any::<i32>().prop_map(|level| Compression::Zstd { level })];
+    let compression = prop_oneof![Just(Compression::None), Just(Compression::Lz4), any::<i32>().prop_map(|level| Compression::Zstd { level })];
     let bloom = prop_oneof![Just(1.0), Just(f64::MIN_POSITIVE), 1e-9f64..1.0];
     (gc, 0..=i64::MAX, 0..=MAX_TTL_SECONDS, compaction, common, compression, arb_usize(), bloom).prop_map(
         |(tombstone_gc, gc_grace_seconds, default_ttl, compaction, compaction_common, compression, block_size, bloom_filter_fp_chance)| {

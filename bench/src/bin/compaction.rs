@@ -61,7 +61,7 @@ use talus::sstable_set::{parse_sstable_file_name, sstable_file_name, SSTABLE_DIR
 use talus::sstable_source::open_sstable_source;
 use talus::{CompactionOptions, CompactionReport, CompactionTotals, Engine, EngineOptions};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes,
+    contention, cpu_ticks, key, kv_schema_with, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes, ZSTD,
     value, warning, BoxError, SplitMix, CONTENTION_CORES, MB,
 };
 
@@ -176,7 +176,7 @@ macro_rules! progress {
 
 /// The key-value table with `compaction` as its strategy.
 fn schema_with(compaction: CompactionStrategy) -> SchemaRef {
-    let mut schema = (*kv_schema()).clone();
+    let mut schema = (*kv_schema_with(ZSTD)).clone();
     schema.options.compaction = compaction;
     Arc::new(schema)
 }
@@ -549,11 +549,11 @@ struct Throughput {
 /// Builds the sstables, compacts them, and measures the zstd limit on the same blocks.
 fn throughput(parent: &Path, sizes: &Sizes, warnings: &mut Vec<String>) -> Result<Throughput, BoxError> {
     let dir = parent.join("throughput");
-    let schema = kv_schema();
+    let schema = kv_schema_with(ZSTD);
     let table = schema.full_name();
     let level = match schema.options.compression {
         Compression::Zstd { level } => level,
-        Compression::None => 0,
+        Compression::None | Compression::Lz4 => 0,
     };
     let engine = open_engine(&dir, false, EngineOptions::default().memtable_table_limit)?;
     engine.create_table(schema.clone())?;

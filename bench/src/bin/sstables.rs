@@ -55,8 +55,8 @@ use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
 use talus_bench::machine::{parallel_decompress, seq_write, zstd_speed, SeqWrite, ZstdSpeed};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema, load_average, mark, nanos, other_cores, run_contention_note, target_dir, thousands,
-    timed_passes, value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema_with, load_average, mark, nanos, other_cores, run_contention_note, target_dir, thousands,
+    timed_passes, value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB, ZSTD,
 };
 
 /// Flush, point-read and scan throughput of sstables, against the machine's write and zstd limits.
@@ -779,11 +779,11 @@ fn main() -> Result<(), BoxError> {
     );
 
     // 1. Load and flush.
-    let schema = kv_schema();
+    let schema = kv_schema_with(ZSTD);
     let table = schema.full_name();
     let table_level = match schema.options.compression {
         Compression::Zstd { level } => level,
-        Compression::None => 0,
+        Compression::None | Compression::Lz4 => 0,
     };
     let engine = open_engine(&dir, args.cache_bytes)?;
     engine.create_table(schema.clone())?;

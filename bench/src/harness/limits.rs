@@ -5,24 +5,25 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use talus::format::schema::{Compression as TableCompression, TableOptions};
+use talus::format::schema::TableOptions;
 
 use super::keys::KeySpace;
 use super::Workload;
 use crate::machine::{
-    fsync_append, fsync_overwrite, memcpy_speed, seq_write, value_blocks, zstd_speed, FsyncBaseline, MemcpySpeed, SeqWrite, ZstdSpeed,
+    fsync_append, fsync_overwrite, lz4_speed, memcpy_speed, seq_write, value_blocks, zstd_speed, FsyncBaseline, Lz4Speed, MemcpySpeed,
+    SeqWrite, ZstdSpeed,
 };
 use crate::peers::Compression;
 use crate::{load_average, BoxError};
 
 /// Bytes copied per pass of the memory bandwidth measurement: far above the CPU caches.
 const MEMCPY_BYTES: usize = 64 << 20;
-/// Uncompressed bytes of a zstd block: Talus' default block size.
+/// Uncompressed bytes of a codec block: Talus' default block size.
 fn block_bytes() -> usize {
     TableOptions::default().block_size
 }
-/// Blocks of the zstd measurement.
-const ZSTD_BLOCKS: usize = 256;
+/// Blocks of the zstd and LZ4 measurements.
+const CODEC_BLOCKS: usize = 256;
 /// The preallocated file of the overwrite-fsync measurement (its writes wrap around in it).
 const OVERWRITE_FILE_BYTES: u64 = 16 << 20;
 /// The sequential write is the size of the run's data, within these bounds.
@@ -43,8 +44,11 @@ pub struct MachineLimits {
     pub fsync_overwrite: FsyncBaseline,
     /// Memory copy bandwidth.
     pub memcpy: MemcpySpeed,
-    /// zstd at Talus' default table level on blocks of the run's own keys and values.
+    /// zstd at the level Talus' tables use under `--compression zstd`, on blocks of the run's own
+    /// keys and values.
     pub zstd: ZstdSpeed,
+    /// LZ4 on the same blocks.
+    pub lz4: Lz4Speed,
     /// The 1-minute load average at the start.
     pub load_average_at_start: Option<f64>,
 }
@@ -59,12 +63,9 @@ impl MachineLimits {
         let fsync = fsync_append(dir, "start", record, seconds)?;
         let fsync_overwrite = fsync_overwrite(dir, "start", record, OVERWRITE_FILE_BYTES, seconds)?;
         let memcpy = memcpy_speed(MEMCPY_BYTES, seconds)?;
-        let level = match TableOptions::default().compression {
-            TableCompression::Zstd { level } => level,
-            TableCompression::None => 1,
-        };
-        let blocks = value_blocks(0, ZSTD_BLOCKS, block_bytes(), keys.value_size());
-        let zstd = zstd_speed(&blocks, level, seconds)?;
+        let blocks = value_blocks(0, CODEC_BLOCKS, block_bytes(), keys.value_size());
+        let zstd = zstd_speed(&blocks, crate::ZSTD_LEVEL, seconds)?;
+        let lz4 = lz4_speed(&blocks, seconds)?;
         Ok(MachineLimits {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             seq_write_mb_per_s: first.mb_per_s,
@@ -73,6 +74,7 @@ impl MachineLimits {
             fsync_overwrite,
             memcpy,
             zstd,
+            lz4,
             load_average_at_start,
         })
     }
@@ -89,9 +91,14 @@ impl MachineLimits {
         self.fsync.fsyncs_per_s.max(self.fsync_overwrite.fsyncs_per_s)
     }
 
-    /// Point reads per second if each read cost one block's zstd decompression and nothing else.
-    pub fn block_reads_per_s(&self) -> f64 {
-        1e6 / self.zstd.decompress_block_us
+    /// Point reads per second if each read cost one block's decompression (with `compression`)
+    /// and nothing else; `None` without compression.
+    pub fn block_reads_per_s(&self, compression: Compression) -> Option<f64> {
+        match compression {
+            Compression::Zstd => Some(1e6 / self.zstd.decompress_block_us),
+            Compression::Lz4 => Some(1e6 / self.lz4.decompress_block_us),
+            Compression::None => None,
+        }
     }
 
     /// The lines describing the limits, for the report.
@@ -118,6 +125,11 @@ impl MachineLimits {
              ({:.2} µs a block)",
             z.level, z.blocks, z.mean_block_bytes, z.ratio, z.compress_mb_per_s, z.decompress_mb_per_s, z.decompress_block_us
         ));
+        let l = &self.lz4;
+        lines.push(format!(
+            "LZ4 on the same blocks (ratio {:.2}): compress {:.0} MB/s, decompress {:.0} MB/s ({:.2} µs a block)",
+            l.ratio, l.compress_mb_per_s, l.decompress_mb_per_s, l.decompress_block_us
+        ));
         lines
     }
 }
@@ -143,7 +155,7 @@ pub struct Limit {
 /// The limit bounding `workload` with `ops_per_sec` and `mb_per_sec`, where one is meaningful:
 /// writes against the sequential write bandwidth (or, when every write syncs, the better fsync
 /// rate: one sync per write, as a single writer without group commit would need), a
-/// full scan against zstd decompression (or memory copy without compression), point reads and
+/// full scan against decompression (or memory copy without compression), point reads and
 /// seeks against one block decompression per operation (with compression).
 pub fn limit_of(
     workload: Workload,
@@ -165,10 +177,11 @@ pub fn limit_of(
             Compression::Zstd => {
                 limit(format!("zstd -{} decompress", machine.zstd.level), machine.zstd.decompress_mb_per_s, "MB/s", mb_per_sec)
             }
+            Compression::Lz4 => limit("LZ4 decompress".into(), machine.lz4.decompress_mb_per_s, "MB/s", mb_per_sec),
             Compression::None => limit("memory copy".into(), machine.memcpy.mb_per_s, "MB/s", mb_per_sec),
         },
-        Workload::ReadRandom | Workload::SeekRandom if compression == Compression::Zstd => {
-            limit("one block decompression per op".into(), machine.block_reads_per_s(), "ops/s", ops_per_sec)
+        Workload::ReadRandom | Workload::SeekRandom => {
+            limit("one block decompression per op".into(), machine.block_reads_per_s(compression)?, "ops/s", ops_per_sec)
         }
         _ => None,
     }

@@ -28,9 +28,11 @@
 //! - Block cache: [`PeerOptions::block_cache_bytes`] (64 MiB, Talus' `block_cache_bytes`).
 //! - Memtable: [`PeerOptions::memtable_bytes`] per keyspace (64 MiB, Talus'
 //!   `memtable_table_limit`; both peers' default too).
-//! - Compression ([`PeerOptions::compression`]): zstd on every level for RocksDB, zstd level 3
-//!   (the table default) for Talus. fjall has no zstd: it keeps its default, LZ4 from level 2 on
-//!   and none in levels 0 and 1. With [`Compression::None`], none anywhere.
+//! - Compression ([`PeerOptions::compression`]). [`Compression::Zstd`] (the default): zstd on
+//!   every level for RocksDB, zstd level 3 ([`crate::ZSTD`]) for Talus; fjall has no zstd: it
+//!   keeps its default, LZ4 from level 2 on and none in levels 0 and 1. [`Compression::Lz4`]:
+//!   LZ4 everywhere for Talus (its table default) and fjall; RocksDB refuses it (built without
+//!   its `lz4` feature here). [`Compression::None`]: none anywhere.
 //! - Compaction: the engines' default (leveled for fjall and RocksDB, size-tiered for Talus),
 //!   background threads as they choose (Talus: one compaction thread).
 //! - Bloom filters: every engine has one (RocksDB's is set to 10 bits per key; Talus' default
@@ -127,9 +129,13 @@ pub struct SpaceId(pub usize);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// zstd where the engine has it (Talus, RocksDB); fjall keeps its default (LZ4 from level 2).
+    /// zstd where the engine has it (Talus at level 3, RocksDB); fjall keeps its default (LZ4
+    /// from level 2).
     #[default]
     Zstd,
+    /// LZ4 on every level (Talus' default, fjall); RocksDB refuses it (this workspace builds it
+    /// without its `lz4` feature).
+    Lz4,
     /// No compression.
     None,
 }
@@ -138,6 +144,7 @@ impl std::fmt::Display for Compression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
             Compression::None => "none",
         })
     }
@@ -149,8 +156,9 @@ impl std::str::FromStr for Compression {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "zstd" => Ok(Compression::Zstd),
+            "lz4" => Ok(Compression::Lz4),
             "none" => Ok(Compression::None),
-            _ => Err(PeerError::Options { engine: "any", why: format!("unknown compression {s:?}: use zstd or none") }),
+            _ => Err(PeerError::Options { engine: "any", why: format!("unknown compression {s:?}: use zstd, lz4 or none") }),
         }
     }
 }

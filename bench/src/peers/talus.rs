@@ -1,7 +1,7 @@
 //! Talus as a [`KvPeer`], in two shapes ([`TalusShape`]): every Talus write and read of the
 //! benchmarks goes through here.
 //!
-//! - **Key-value** (`talus`): table `bench.<space>` of [`crate::kv_schema_with`]: partition key
+//! - **Key-value** (`talus`): table `bench.<space>` of [`crate::kv_table`]: partition key
 //!   `k blob` = the key, one regular cell `v blob` = the value, no clustering column. Partitions
 //!   are ordered by token (Murmur3 of the key), so there is no key order: a full scan visits keys
 //!   in token order, [`KvPeer::seek`] reads the `n` partitions from the key's token on, a bounded
@@ -19,8 +19,9 @@
 //! Engine options: [`EngineOptions::default`] (background flush and compaction on) with the
 //! common settings of [`PeerOptions`]: `memtable_table_limit` = `memtable_bytes`,
 //! `block_cache_bytes`, commitlog durability `Periodic(`[`TALUS_SYNC_PERIOD`]`)` or, with
-//! `sync_writes`, `Batch(0)`, table compression zstd level 3 (the default) or none. Writes carry
-//! [`Timestamp::now`] (strictly increasing in the process), so an overwrite wins.
+//! `sync_writes`, `Batch(0)`, table compression zstd level 3 ([`crate::ZSTD`]), LZ4 (the
+//! engine's default) or none. Writes carry [`Timestamp::now`] (strictly increasing in the
+//! process), so an overwrite wins.
 //!
 //! Point reads ([`KvPeer::get`]) go through [`TalusPeer::point_read`], one line to change to
 //! switch to a dedicated point-read API of the engine; writes through [`KvPeer::put`] (one
@@ -120,7 +121,8 @@ impl TalusPeer {
             .map_err(|e| PeerError::engine(name, format!("opening {}", dir.display()), e))?;
         let table_options = TableOptions {
             compression: match options.compression {
-                Compression::Zstd => TableOptions::default().compression,
+                Compression::Zstd => crate::ZSTD,
+                Compression::Lz4 => TableCompression::Lz4,
                 Compression::None => TableCompression::None,
             },
             ..TableOptions::default()
@@ -128,7 +130,7 @@ impl TalusPeer {
         let mut schemas = Vec::with_capacity(options.spaces.len());
         for space in &options.spaces {
             let schema = match shape {
-                TalusShape::KeyValue => crate::kv_schema_with(space, table_options.clone()),
+                TalusShape::KeyValue => crate::kv_table(space, table_options.clone()),
                 TalusShape::Wide => Schema::builder("bench", space)
                     .partition_key("g", ColumnType::Blob)
                     .clustering("c", ColumnType::Blob)

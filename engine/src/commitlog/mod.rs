@@ -116,6 +116,9 @@ struct LogState {
     open: VecDeque<OpenSegment>,
     segments: BTreeMap<u64, SegmentUse>,
     recycled: Vec<u64>,
+    /// Emptied buffers the sync thread handed back, capacity kept: appends fill them without
+    /// growing (and copying, and faulting in) a new vector every cycle.
+    spare_buffers: Vec<Vec<u8>>,
     next_id: u64,
     appended_seq: u64,
     durable_seq: u64,
@@ -179,6 +182,7 @@ impl Commitlog {
             open: VecDeque::new(),
             segments,
             recycled: recovered.recycled.clone(),
+            spare_buffers: Vec::new(),
             next_id: recovered.next_segment_id,
             appended_seq: 0,
             durable_seq: 0,
@@ -403,6 +407,26 @@ impl Commitlog {
     }
 }
 
+/// A new append buffer, sized for a write cycle.
+fn new_buffer() -> Vec<u8> {
+    Vec::with_capacity(2 * WRITE_THRESHOLD)
+}
+
+impl LogState {
+    /// An empty buffer for appends: a spare one, or a new one sized for a write cycle.
+    fn take_buffer(&mut self) -> Vec<u8> {
+        self.spare_buffers.pop().unwrap_or_else(new_buffer)
+    }
+
+    /// Keeps `buffer` (written out) for reuse; at most two are kept.
+    fn return_buffer(&mut self, mut buffer: Vec<u8>) {
+        if self.spare_buffers.len() < 2 && buffer.capacity() > 0 {
+            buffer.clear();
+            self.spare_buffers.push(buffer);
+        }
+    }
+}
+
 /// Seals the active segment (if any) and opens the next one; its file is created by the sync
 /// thread before its first bytes are written.
 fn roll(state: &mut LogState) {
@@ -420,15 +444,8 @@ fn roll(state: &mut LogState) {
     let id = state.next_id;
     state.next_id += 1;
     let header = SEGMENT_HEADER_LEN as u32;
-    state.open.push_back(OpenSegment {
-        id,
-        file: None,
-        buffer: Vec::new(),
-        buffer_offset: header,
-        appended: header,
-        synced: header,
-        sealed: false,
-    });
+    let buffer = state.take_buffer();
+    state.open.push_back(OpenSegment { id, file: None, buffer, buffer_offset: header, appended: header, synced: header, sealed: false });
     state.segments.insert(id, SegmentUse::default());
 }
 

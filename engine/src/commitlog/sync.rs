@@ -23,7 +23,7 @@ use std::time::Instant;
 use talus_format::fs::FsFile;
 
 use super::segment_file::create_segment;
-use super::{Durability, LogState, Shared, WRITE_THRESHOLD};
+use super::{new_buffer, Durability, LogState, Shared, WRITE_THRESHOLD};
 
 /// One segment's share of a cycle.
 struct Work {
@@ -117,8 +117,14 @@ pub(super) fn run(shared: &Shared) {
         state.first_pending = None;
         let mut work = Vec::with_capacity(state.open.len());
         let st = &mut *state;
+        let mut spare = std::mem::take(&mut st.spare_buffers);
         for segment in &mut st.open {
-            let bytes = std::mem::take(&mut segment.buffer);
+            // The active segment gets a spare buffer; a sealed one takes no more appends.
+            let bytes = match (segment.buffer.is_empty(), segment.sealed) {
+                (true, _) => Vec::new(),
+                (false, true) => std::mem::take(&mut segment.buffer),
+                (false, false) => std::mem::replace(&mut segment.buffer, spare.pop().unwrap_or_else(new_buffer)),
+            };
             let offset = segment.buffer_offset;
             segment.buffer_offset = segment.appended;
             let recycled = if segment.file.is_none() { st.recycled.pop() } else { None };
@@ -132,6 +138,7 @@ pub(super) fn run(shared: &Shared) {
                 sealed: segment.sealed,
             });
         }
+        st.spare_buffers = spare;
         st.buffered = 0;
         drop(state);
         let result = perform(shared, &mut work, sync);
@@ -147,6 +154,9 @@ pub(super) fn run(shared: &Shared) {
                 return;
             }
             Ok(synced) => publish(&mut state, &work, synced, target_seq),
+        }
+        for w in &mut work {
+            state.return_buffer(std::mem::take(&mut w.bytes));
         }
         shared.watermark.advance(state.durable_seq);
         shared.progress.notify_all();

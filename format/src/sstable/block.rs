@@ -37,6 +37,7 @@ const STRUCTURE: &str = "sstable data block";
 
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_ZSTD: u8 = 1;
+const COMPRESSION_LZ4: u8 = 2;
 
 const TAG_PARTITION_START: u8 = 1;
 const TAG_STATIC_ROW: u8 = 2;
@@ -164,17 +165,18 @@ fn checksum(stored: &[u8], compression: u8, uncompressed_len: u32, file_id: u64,
 pub fn write_block(content: &[u8], compression: Compression, file_id: u64, offset: u64, out: &mut Vec<u8>) -> BlockHandle {
     let start = out.len();
     let mut kind = COMPRESSION_NONE;
-    if let Compression::Zstd { level } = compression {
-        // A compression failure (it has none on valid input) just stores the block raw.
-        if let Ok(compressed) = compress(content, level) {
-            if compressed.len() < content.len() {
-                out.extend_from_slice(&compressed);
-                kind = COMPRESSION_ZSTD;
-            }
+    let compressed = match compression {
+        Compression::None => None,
+        // A compression failure (zstd has none on valid input) just stores the block raw.
+        Compression::Zstd { level } => compress(content, level).ok().map(|c| (COMPRESSION_ZSTD, c)),
+        Compression::Lz4 => Some((COMPRESSION_LZ4, lz4_flex::block::compress(content))),
+    };
+    match compressed {
+        Some((compressed_kind, bytes)) if bytes.len() < content.len() => {
+            out.extend_from_slice(&bytes);
+            kind = compressed_kind;
         }
-    }
-    if kind == COMPRESSION_NONE {
-        out.extend_from_slice(content);
+        _ => out.extend_from_slice(content),
     }
     let stored_len = out.len() - start;
     // Blocks are cut near the target size (at most a few MiB), far below u32::MAX.
@@ -252,6 +254,11 @@ pub fn read_block(stored_and_trailer: &Bytes, handle: BlockHandle, file_id: u64)
             Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
             Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
             Err(e) => Err(corrupt(format!("zstd: {e}"))),
+        },
+        COMPRESSION_LZ4 => match lz4_flex::block::decompress(stored, uncompressed_len) {
+            Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
+            Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
+            Err(e) => Err(corrupt(format!("lz4: {e}"))),
         },
         other => Err(corrupt(format!("unknown compression {other}"))),
     }

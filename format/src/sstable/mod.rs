@@ -19,6 +19,7 @@ pub mod partition_index;
 mod partition_summary;
 pub mod reader;
 pub mod statistics;
+mod token_search;
 pub mod verify;
 pub mod writer;
 

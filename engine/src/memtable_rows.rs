@@ -1,0 +1,195 @@
+//! The rows of one memtable partition, ordered by clustering key (DESIGN §3).
+//!
+//! A partition starts as a sorted vector and becomes a persistent B-tree (`imbl::OrdMap`) once it
+//! holds more than [`SMALL_ROWS`] rows. Why both: most partitions of a key-value workload hold one
+//! row, and a B-tree node is a fixed array of 16 entries (kilobytes for one row), allocated and
+//! zeroed per partition; a vector holds exactly its rows. A wide partition keeps the B-tree's
+//! O(1) copy and O(log n) write, which is what the copy-on-write versions of the memtable need.
+//!
+//! Invariants: the vector is sorted by key with no duplicates; a map never shrinks back into a
+//! vector (a partition that was wide tends to stay wide).
+//!
+//! Thread-safety: a plain value; the memtable publishes it inside an immutable version.
+
+use std::ops::Bound;
+
+use talus_format::{ClusteringPrefix, Row};
+
+/// Rows a partition holds in its vector form before it turns into a B-tree.
+pub const SMALL_ROWS: usize = 8;
+
+/// The rows of a partition by clustering key.
+#[derive(Debug, Clone)]
+pub enum RowMap {
+    /// Few rows, sorted by key.
+    Small(Vec<(ClusteringPrefix, Row)>),
+    /// Many rows: a persistent map, cheap to copy.
+    Large(imbl::OrdMap<ClusteringPrefix, Row>),
+}
+
+impl Default for RowMap {
+    fn default() -> Self {
+        RowMap::Small(Vec::new())
+    }
+}
+
+impl RowMap {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            RowMap::Small(rows) => rows.len(),
+            RowMap::Large(map) => map.len(),
+        }
+    }
+
+    /// Whether there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The row at `key`.
+    pub fn get(&self, key: &ClusteringPrefix) -> Option<&Row> {
+        match self {
+            RowMap::Small(rows) => rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &rows[i].1),
+            RowMap::Large(map) => map.get(key),
+        }
+    }
+
+    /// Sets the row at `key`.
+    pub fn insert(&mut self, key: ClusteringPrefix, row: Row) {
+        match self {
+            RowMap::Small(rows) => match rows.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => rows[i].1 = row,
+                Err(_) if rows.len() >= SMALL_ROWS => {
+                    let mut map: imbl::OrdMap<ClusteringPrefix, Row> = std::mem::take(rows).into_iter().collect();
+                    map.insert(key, row);
+                    *self = RowMap::Large(map);
+                }
+                Err(i) => rows.insert(i, (key, row)),
+            },
+            RowMap::Large(map) => {
+                map.insert(key, row);
+            }
+        }
+    }
+
+    /// Removes the row at `key`, if any.
+    pub fn remove(&mut self, key: &ClusteringPrefix) {
+        match self {
+            RowMap::Small(rows) => {
+                if let Ok(i) = rows.binary_search_by(|(k, _)| k.cmp(key)) {
+                    rows.remove(i);
+                }
+            }
+            RowMap::Large(map) => {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// Keeps the rows for which `keep` returns true; `keep` may change them.
+    pub fn retain(&mut self, mut keep: impl FnMut(&ClusteringPrefix, &mut Row) -> bool) {
+        match self {
+            RowMap::Small(rows) => rows.retain_mut(|(k, row)| keep(k, row)),
+            RowMap::Large(map) => {
+                *map = std::mem::take(map).into_iter().filter_map(|(k, mut row)| keep(&k, &mut row).then_some((k, row))).collect();
+            }
+        }
+    }
+
+    /// The rows in key order.
+    pub fn iter(&self) -> Rows<'_> {
+        self.from(Bound::Unbounded)
+    }
+
+    /// The rows at or after (`Included`) or after (`Excluded`) `lower`, in key order.
+    pub fn from(&self, lower: Bound<&ClusteringPrefix>) -> Rows<'_> {
+        match self {
+            RowMap::Small(rows) => {
+                let start = match lower {
+                    Bound::Unbounded => 0,
+                    Bound::Included(key) => rows.partition_point(|(k, _)| k < key),
+                    Bound::Excluded(key) => rows.partition_point(|(k, _)| k <= key),
+                };
+                Rows::Small(rows[start..].iter())
+            }
+            RowMap::Large(map) => Rows::Large(map.range::<_, ClusteringPrefix>((lower, Bound::Unbounded))),
+        }
+    }
+}
+
+impl FromIterator<(ClusteringPrefix, Row)> for RowMap {
+    fn from_iter<I: IntoIterator<Item = (ClusteringPrefix, Row)>>(iter: I) -> Self {
+        let mut map = RowMap::default();
+        for (key, row) in iter {
+            map.insert(key, row);
+        }
+        map
+    }
+}
+
+/// An iterator over rows of a [`RowMap`] in key order.
+pub enum Rows<'a> {
+    /// Over the vector form.
+    Small(std::slice::Iter<'a, (ClusteringPrefix, Row)>),
+    /// Over the map form.
+    Large(imbl::ordmap::RangedIter<'a, ClusteringPrefix, Row, imbl::shared_ptr::DefaultSharedPtr>),
+}
+
+impl<'a> Iterator for Rows<'a> {
+    type Item = (&'a ClusteringPrefix, &'a Row);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Rows::Small(iter) => iter.next().map(|(k, r)| (k, r)),
+            Rows::Large(iter) => iter.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use talus_format::{GcTime, RowTombstone, Timestamp, Tombstone};
+
+    fn key(i: u8) -> ClusteringPrefix {
+        ClusteringPrefix::from_encoded(bytes::Bytes::copy_from_slice(&[i]), 1)
+    }
+
+    /// A row told apart by its tombstone's timestamp.
+    fn row(ts: i64) -> Row {
+        Row { tombstone: RowTombstone::regular(Tombstone::new(Timestamp(ts), GcTime(1))), ..Row::default() }
+    }
+
+    /// Both forms answer alike: inserts in random order, replacements, removals, range reads,
+    /// across the switch from vector to map.
+    #[test]
+    fn vector_and_map_forms_agree_with_a_btreemap() {
+        let mut model = std::collections::BTreeMap::new();
+        let mut rows = RowMap::default();
+        let mut x = 7u32;
+        for step in 0..400 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = ((x >> 16) % 24) as u8;
+            if step % 5 == 4 {
+                model.remove(&k);
+                rows.remove(&key(k));
+            } else {
+                model.insert(k, step);
+                rows.insert(key(k), row(step));
+            }
+            assert_eq!(rows.len(), model.len());
+            let from = ((x >> 8) % 26) as u8;
+            let got: Vec<ClusteringPrefix> = rows.from(Bound::Excluded(&key(from))).map(|(k, _)| k.clone()).collect();
+            let want: Vec<ClusteringPrefix> = model.range(from + 1..).map(|(&k, _)| key(k)).collect();
+            assert_eq!(got, want, "step {step}");
+            for (&k, &ts) in &model {
+                assert_eq!(rows.get(&key(k)), Some(&row(ts)));
+            }
+        }
+        assert!(matches!(rows, RowMap::Large(_)), "24 keys exceed the vector form");
+        rows.retain(|_, r| r.tombstone.max().timestamp.0 % 2 == 0);
+        model.retain(|_, ts| *ts % 2 == 0);
+        assert_eq!(rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), model.keys().map(|&k| key(k)).collect::<Vec<_>>());
+    }
+}
