@@ -1,35 +1,47 @@
 //! `talus-bench`: benchmarks of Talus. The criterion benches in `benches/` cover the hot loops;
-//! the macro harness against peers arrives with the benchmark issue.
+//! the `talus-bench` binary ([`harness`]) runs the macro workloads on Talus and its peers side by
+//! side, next to the machine's own limits ([`machine`]).
 //!
 //! This library holds the workload setup and the measurement helpers shared by the benches.
 
 pub mod batchlog_demo;
 pub mod chart;
+pub mod harness;
+pub mod machine;
 pub mod peers;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talus::format::schema::Compression;
-use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::format::schema::{Compression, TableOptions};
+use talus::format::{ColumnType, Fragment, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::memtable_reader::PartitionReader;
+use talus::{Memtable, Slice};
 
 /// The key-value shape: partition key = key, one clustering row, one cell; default options.
 pub fn kv_schema() -> SchemaRef {
-    // Building a fixed, valid schema cannot fail.
-    #[allow(clippy::expect_used)]
-    Schema::builder("bench", "kv").partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).build().expect("valid schema")
+    kv_schema_with(TableOptions::default().compression)
 }
+
+/// zstd's default level (R4.17).
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// zstd at its default level (R4.17): the compression of the benchmarks that compare the engine
 /// with the machine's zstd speed.
-pub const ZSTD: Compression = Compression::Zstd { level: 3 };
+pub const ZSTD: Compression = Compression::Zstd { level: ZSTD_LEVEL };
 
 /// [`kv_schema`] with `compression`.
 pub fn kv_schema_with(compression: Compression) -> SchemaRef {
-    let mut schema = (*kv_schema()).clone();
-    schema.options.compression = compression;
-    std::sync::Arc::new(schema)
+    // Building a fixed, valid schema cannot fail.
+    #[allow(clippy::expect_used)]
+    kv_table("kv", TableOptions { compression, ..TableOptions::default() }).expect("valid schema")
+}
+
+/// The key-value shape of [`kv_schema`] as table `bench.<name>` with `options`.
+pub fn kv_table(name: &str, options: TableOptions) -> talus::format::Result<SchemaRef> {
+    Schema::builder("bench", name).partition_key("k", ColumnType::Blob).regular("v", ColumnType::Blob).options(options).build()
 }
 
 /// A 16-byte key from `i`, spread over the ring.
@@ -46,6 +58,17 @@ pub fn kv_put(schema: &Schema, i: u64, value: &[u8]) -> talus::format::Result<Mu
         .now(GcTime(1))
         .set(&[], "v", Value::Blob(value.to_vec().into()), Timestamp(i as i64 + 1))
         .build()
+}
+
+/// The fragments of `mutations` as the engine reads them back from a memtable: every partition
+/// in ring order, each from its start to its end (for benchmarks of the fragment consumers).
+pub fn fragments_of(mutations: &[Mutation]) -> Vec<Fragment> {
+    let memtable = Memtable::new();
+    for mutation in mutations {
+        memtable.apply(mutation);
+    }
+    let slice = Arc::new(Slice::full());
+    memtable.partitions_in(..).flat_map(|(key, version)| PartitionReader::new(key, version, slice.clone())).collect()
 }
 
 /// Latency distribution of a measurement, in microseconds.
@@ -74,6 +97,11 @@ impl Latency {
         let mean = if nanos.is_empty() { 0.0 } else { nanos.iter().map(|&n| n as f64).sum::<f64>() / nanos.len() as f64 / 1e3 };
         Latency { p50_us: at(0.5), p90_us: at(0.9), p99_us: at(0.99), max_us: at(1.0), mean_us: mean }
     }
+}
+
+/// Nanoseconds of `d`, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Errors that may cross a thread boundary.

@@ -109,6 +109,10 @@ fn grouped_bar_chart_draws_a_bar_per_engine_and_workload() {
     let log = chart.clone().y_scale(Scale::Log10).to_png().expect("log bars");
     keep("bars-log.png", &log);
     assert!(log.starts_with(b"\x89PNG\r\n\x1a\n"));
+    // A top margin keeps room for the legend: the bars get shorter.
+    let bar_pixels = |chart: &BarChart| count(&chart.render().expect("render"), [0x4E, 0x79, 0xA7]);
+    let (plain, margin) = (bar_pixels(&chart), bar_pixels(&chart.clone().top_margin(0.5)));
+    assert!(margin < plain * 3 / 4, "{margin} vs {plain} pixels of the first series");
 }
 
 #[test]

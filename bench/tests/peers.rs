@@ -8,7 +8,8 @@ use talus_bench::peers::batchlog::{run_batchlog_pattern, BatchlogPatternConfig, 
 use talus_bench::peers::{KvPeer, PeerError, PeerKind, PeerOptions};
 use talus_bench::progress::Progress;
 
-/// Every key and value of `space` on `peer`.
+/// Every key and value of `space` on `peer`, sorted by key (a full scan of Talus goes in token
+/// order).
 fn all(peer: &dyn KvPeer, space: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let space = peer.space(space).expect("space");
     let mut out = Vec::new();
@@ -17,6 +18,7 @@ fn all(peer: &dyn KvPeer, space: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         ControlFlow::Continue(())
     })
     .expect("scan");
+    out.sort();
     out
 }
 
@@ -43,7 +45,15 @@ fn basic_operations(kind: PeerKind) {
         })
         .expect("scan");
     assert_eq!((visited, keys), (3, vec![2, 4, 5]));
-    let visited = peer.scan(a, &[], None, &mut |k, _| if k[0] == 1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) });
+    let mut seen = 0;
+    let visited = peer.scan(a, &[], None, &mut |_, _| {
+        seen += 1;
+        if seen == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
     assert_eq!(visited.expect("stopped scan"), 2);
     peer.flush().expect("flush");
     peer.compact().expect("compact");
@@ -222,4 +232,110 @@ fn batchlog_pattern_sample() {
         let listing = std::process::Command::new("du").arg("-ab").arg(dir.path()).output().unwrap();
         std::fs::write(keep, listing.stdout).unwrap();
     }
+}
+
+#[test]
+fn talus_wide_basic_operations() {
+    basic_operations(PeerKind::TalusWide);
+}
+
+/// The key-value shape has no key order: full scans and seeks go by token, bounded scans and
+/// range deletes are refused.
+#[test]
+fn talus_key_value_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peer = PeerKind::Talus.open(dir.path(), &PeerOptions::with_spaces(&["a"])).expect("open");
+    let a = peer.space("a").expect("a");
+    for i in 0u8..20 {
+        peer.put(a, &[i], &[i, 1]).expect("put");
+    }
+    peer.put(a, &[3], b"new").expect("overwrite");
+    assert_eq!(peer.get(a, &[3]).expect("get"), Some(b"new".to_vec()));
+    peer.delete(a, &[4]).expect("delete");
+    assert_eq!(peer.get(a, &[4]).expect("get"), None);
+    peer.flush().expect("flush");
+    let mut keys: Vec<u8> = all(peer.as_ref(), "a").into_iter().map(|(k, _)| k[0]).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0u8..20).filter(|&i| i != 4).collect::<Vec<_>>());
+    let mut seen = Vec::new();
+    let visited = peer
+        .seek(a, &[7], 5, &mut |k, _| {
+            seen.push(k[0]);
+            ControlFlow::Continue(())
+        })
+        .expect("seek");
+    assert_eq!((visited, seen.len(), seen.first()), (5, 5, Some(&7)), "the seek starts at the key's own partition");
+    assert!(!peer.supports_delete_range());
+    assert!(matches!(peer.delete_range(a, &[0], &[5]), Err(PeerError::Unsupported { .. })));
+    assert!(matches!(peer.scan(a, &[2], Some(&[6]), &mut |_, _| ControlFlow::Continue(())), Err(PeerError::Unsupported { .. })));
+    peer.compact().expect("compact");
+    assert!(peer.space_bytes(a).expect("table bytes") > 0);
+    assert_eq!(all(peer.as_ref(), "a").len(), 19);
+}
+
+/// The wide shape keeps key order across its partitions: bounded scans and seeks cross them.
+#[test]
+fn talus_wide_scans_and_seeks_in_key_order_across_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peer = PeerKind::TalusWide.open(dir.path(), &PeerOptions::default()).expect("open");
+    let space = peer.space("default").expect("space");
+    let keys: Vec<Vec<u8>> = (0..2_000u64).map(talus_bench::key).collect();
+    for key in &keys {
+        peer.put(space, key, b"v").expect("put");
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let (start, end) = (&sorted[100], &sorted[1_500]);
+    let mut seen = Vec::new();
+    peer.scan(space, start, Some(end), &mut |k, _| {
+        seen.push(k.to_vec());
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    assert_eq!(seen, sorted[100..1_500].to_vec());
+    let mut seen = Vec::new();
+    peer.seek(space, &sorted[1_995], 10, &mut |k, _| {
+        seen.push(k.to_vec());
+        ControlFlow::Continue(())
+    })
+    .expect("seek");
+    assert_eq!(seen, sorted[1_995..].to_vec(), "a seek near the end returns what is left");
+    peer.delete_range(space, start, end).expect("delete_range");
+    assert_eq!(all(peer.as_ref(), "default").len(), 2_000 - 1_400);
+}
+
+#[test]
+fn batchlog_on_talus_in_both_shapes() {
+    let report = run(PeerKind::Talus, &small(Layout::V1)).expect("v1 on talus");
+    assert_eq!(report.replayed_entries, report.failed_batches);
+    assert!(matches!(run(PeerKind::Talus, &small(Layout::V2)), Err(PatternError::Config(_))), "v2 needs range deletes");
+    for layout in [Layout::V1, Layout::V2] {
+        let report = run(PeerKind::TalusWide, &small(layout)).expect("pattern");
+        assert_eq!(report.replayed_entries, report.failed_batches, "{layout}");
+        assert_eq!((report.live_entries, report.entries_visited), (0, 0), "{layout}");
+        let shards = if layout == Layout::V2 { 256 * (8 + 1) } else { 0 };
+        assert_eq!(report.range_deletes, shards, "{layout}");
+    }
+}
+
+/// Every compression setting opens and reads back, on Talus and fjall.
+#[test]
+fn compression_settings_round_trip() {
+    use talus_bench::peers::Compression;
+    for compression in [Compression::Zstd, Compression::Lz4, Compression::None] {
+        for kind in [PeerKind::Talus, PeerKind::TalusWide, PeerKind::Fjall] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let options = PeerOptions { compression, ..PeerOptions::default() };
+            let peer = kind.open(dir.path(), &options).expect("open");
+            let space = peer.space("default").expect("space");
+            for i in 0..500u64 {
+                peer.put(space, &talus_bench::key(i), &talus_bench::value(i, 100)).expect("put");
+            }
+            peer.flush().expect("flush");
+            assert_eq!(peer.get(space, &talus_bench::key(7)).expect("get"), Some(talus_bench::value(7, 100)), "{kind} {compression}");
+            assert_eq!(all(peer.as_ref(), "default").len(), 500, "{kind} {compression}");
+        }
+    }
+    assert_eq!("LZ4".parse::<Compression>().expect("lz4"), Compression::Lz4);
+    assert!("snappy".parse::<Compression>().is_err());
 }

@@ -32,9 +32,7 @@
 //! Run: `cargo run --release -p talus-bench --bin durability -- [--seconds N] [--value-size B] [--dir PATH] [--json PATH]`.
 
 use std::error::Error;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -47,7 +45,8 @@ use talus::format::commitlog_segment::{encode_mutations_body, record_len};
 use talus::format::{encode_mutation, Mutation, Schema};
 use talus::fs::{DirLock, Fs, FsFile, OpenMode, RealFs};
 use talus::{Engine, EngineOptions};
-use talus_bench::{kv_put, kv_schema, Latency};
+use talus_bench::machine::{fsync_append, fsync_overwrite, FsyncBaseline};
+use talus_bench::{kv_put, kv_schema, nanos, Latency};
 
 /// Errors that may cross a thread boundary.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -98,84 +97,12 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[durability] {}", format_args!($($arg)*)) };
 }
 
-/// Nanoseconds of `d`, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// One machine fsync measurement.
-#[derive(Debug, Clone, Serialize)]
-struct FsyncBaseline {
-    /// `append` or `overwrite`.
-    variant: &'static str,
-    /// `before` or `after` the engine measurements.
-    phase: &'static str,
-    /// Write-and-fdatasync rounds completed.
-    fsyncs: u64,
-    /// Wall time of the loop.
-    seconds: f64,
-    /// Rounds per second.
-    fsyncs_per_s: f64,
-    /// Latency of one write + fdatasync round.
-    latency: Latency,
-}
-
-/// Runs `round` in a loop for `duration` and times each call.
-fn fsync_loop(
-    variant: &'static str,
-    phase: &'static str,
-    duration: Duration,
-    mut round: impl FnMut(u64) -> io::Result<()>,
-) -> io::Result<FsyncBaseline> {
-    let mut latencies = Vec::with_capacity(1 << 14);
-    let start = Instant::now();
-    let mut i = 0;
-    while start.elapsed() < duration {
-        let t = Instant::now();
-        round(i)?;
-        latencies.push(nanos(t.elapsed()));
-        i += 1;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(FsyncBaseline { variant, phase, fsyncs: i, seconds, fsyncs_per_s: i as f64 / seconds, latency: Latency::of(&mut latencies) })
-}
-
-/// The machine's append-fsync rate: append 4 KiB to a new file and `fdatasync`, in a loop.
-fn fsync_append(dir: &Path, phase: &'static str, duration: Duration) -> io::Result<FsyncBaseline> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(dir.join("append.dat"))?;
-    File::open(dir)?.sync_all()?;
-    let block = [0x5a_u8; BLOCK];
-    fsync_loop("append", phase, duration, |_| {
-        file.write_all(&block)?;
-        file.sync_data()
-    })
-}
-
-/// The machine's overwrite-fsync rate: overwrite 4 KiB at the next offset of a preallocated,
-/// zero-filled and synced file (as the commitlog's segments are) and `fdatasync`, in a loop.
-fn fsync_overwrite(dir: &Path, phase: &'static str, duration: Duration) -> io::Result<FsyncBaseline> {
-    let file = OpenOptions::new().read(true).write(true).create_new(true).open(dir.join("overwrite.dat"))?;
-    let zeros = vec![0_u8; 1 << 20];
-    let mut offset = 0;
-    while offset < PREALLOCATED {
-        file.write_all_at(&zeros, offset)?;
-        offset += zeros.len() as u64;
-    }
-    file.sync_all()?;
-    File::open(dir)?.sync_all()?;
-    let block = [0xa5_u8; BLOCK];
-    fsync_loop("overwrite", phase, duration, |i| {
-        file.write_all_at(&block, i * BLOCK as u64 % PREALLOCATED)?;
-        file.sync_data()
-    })
-}
-
 /// Measures both machine baselines in a fresh directory under `parent`.
 fn measure_machine(parent: &Path, phase: &'static str, duration: Duration) -> io::Result<[FsyncBaseline; 2]> {
     let scratch = tempfile::Builder::new().prefix("talus-fsync-").tempdir_in(parent)?;
-    let append = fsync_append(scratch.path(), phase, duration)?;
+    let append = fsync_append(scratch.path(), phase, BLOCK, duration)?;
     progress!("machine ({phase}): append 4 KiB + fdatasync: {:.0} fsyncs/s (p50 {:.0} µs)", append.fsyncs_per_s, append.latency.p50_us);
-    let overwrite = fsync_overwrite(scratch.path(), phase, duration)?;
+    let overwrite = fsync_overwrite(scratch.path(), phase, BLOCK, PREALLOCATED, duration)?;
     progress!(
         "machine ({phase}): overwrite 4 KiB + fdatasync: {:.0} fsyncs/s (p50 {:.0} µs)",
         overwrite.fsyncs_per_s,

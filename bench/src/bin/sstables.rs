@@ -36,9 +36,7 @@
 //!
 //! Run: `cargo run --release -p talus-bench --bin sstables -- [--partitions N] [--value-size B] [--reads N] [--dir PATH] [--json PATH]`.
 
-use std::fs::OpenOptions;
 use std::hint::black_box;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -55,13 +53,11 @@ use talus::fs::RealFs;
 use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::sstable_source::open_sstable_source;
 use talus::{scan_all, Engine, EngineOptions, Query, QueryStats};
+use talus_bench::machine::{parallel_decompress, seq_write, zstd_speed, SeqWrite, ZstdSpeed};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema_with, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes, ZSTD,
-    value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema_with, load_average, mark, nanos, other_cores, run_contention_note, target_dir, thousands,
+    timed_passes, value, warning, BoxError, Latency, SplitMix, CONTENTION_CORES, MB, ZSTD,
 };
-
-/// Chunk size of the sequential-write baseline.
-const CHUNK: usize = 1 << 20;
 
 /// Flush, point-read and scan throughput of sstables, against the machine's write and zstd limits.
 #[derive(Debug, Parser)]
@@ -99,52 +95,9 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("[sstables] {}", format_args!($($arg)*)) };
 }
 
-/// Nanoseconds of `d`, saturating.
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// One sequential-write baseline.
-#[derive(Debug, Clone, Serialize)]
-struct SeqWrite {
-    /// When: `after flush` or `at end`.
-    phase: &'static str,
-    /// Bytes written.
-    bytes: u64,
-    /// Seconds from the create to the end of the `fdatasync`.
-    seconds: f64,
-    /// Of which in the final `fdatasync`.
-    sync_seconds: f64,
-    /// MB/s.
-    mb_per_s: f64,
-}
-
-/// Writes `bytes` to a new file in `dir` in 1 MiB chunks, `fdatasync`s it, and removes it.
-fn seq_write(dir: &Path, bytes: u64, phase: &'static str) -> std::io::Result<SeqWrite> {
-    let path = dir.join("seq-write.dat");
-    let mut rng = SplitMix(7);
-    let chunk: Vec<u8> = (0..CHUNK).map(|_| rng.next_u64() as u8).collect();
-    let start = Instant::now();
-    let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(CHUNK as u64) as usize;
-        file.write_all(&chunk[..n])?;
-        left -= n as u64;
-    }
-    let before_sync = Instant::now();
-    file.sync_data()?;
-    let end = Instant::now();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    let seconds = end.duration_since(start).as_secs_f64();
-    let run = SeqWrite {
-        phase,
-        bytes,
-        seconds,
-        sync_seconds: end.duration_since(before_sync).as_secs_f64(),
-        mb_per_s: bytes as f64 / MB / seconds,
-    };
+/// Writes `bytes` to a new file in `dir` and `fdatasync`s it ([`seq_write`]), with a progress line.
+fn seq_write_logged(dir: &Path, bytes: u64, phase: &'static str) -> std::io::Result<SeqWrite> {
+    let run = seq_write(dir, bytes, phase)?;
     progress!(
         "machine ({phase}): sequential write {} MB + fdatasync: {:.0} MB/s ({:.2} s, {:.2} s of it in the sync)",
         bytes / 1_000_000,
@@ -231,75 +184,9 @@ fn load_blocks(path: &Path, generation: u64) -> Result<Blocks, BoxError> {
     Ok(Blocks { file_id: reader.file_id(), handles, stored, content, layout })
 }
 
-/// zstd speeds at one level over the sstable's blocks; rates are of uncompressed bytes.
-#[derive(Debug, Clone, Serialize)]
-struct ZstdSpeed {
-    /// Compression level.
-    level: i32,
-    /// Blocks compressed, each on its own.
-    blocks: usize,
-    /// Mean uncompressed block size, bytes.
-    mean_block_bytes: f64,
-    /// Compressed ÷ uncompressed.
-    ratio: f64,
-    /// Compression with one reused context: the limit.
-    compress_mb_per_s: f64,
-    /// Decompression with one reused context: the limit.
-    decompress_mb_per_s: f64,
-    /// Compression with a new context per block (`zstd::bulk::compress`).
-    compress_per_call_mb_per_s: f64,
-    /// Decompression with a new context per block (`zstd::bulk::decompress`).
-    decompress_per_call_mb_per_s: f64,
-    /// Mean microseconds to decompress one block with a reused context.
-    decompress_block_us: f64,
-}
-
-/// Measures zstd at `level` on `blocks`.
-fn zstd_speed(blocks: &Blocks, level: i32, min: Duration) -> Result<ZstdSpeed, BoxError> {
-    let content = &blocks.content;
-    let total = blocks.uncompressed_bytes();
-    let largest = content.iter().map(Vec::len).max().unwrap_or(0);
-    let mut compressor = zstd::bulk::Compressor::new(level)?;
-    let mut decompressor = zstd::bulk::Decompressor::new()?;
-    let compressed = content.iter().map(|c| compressor.compress(c)).collect::<Result<Vec<_>, _>>()?;
-    let mut out = vec![0u8; zstd::zstd_safe::compress_bound(largest).max(largest)];
-
-    let (compress, _) = timed_passes(min, || {
-        for c in content {
-            black_box(compressor.compress_to_buffer(c.as_slice(), out.as_mut_slice())?);
-        }
-        Ok(total)
-    })?;
-    let (compress_per_call, _) = timed_passes(min, || {
-        for c in content {
-            black_box(zstd::bulk::compress(c, level)?);
-        }
-        Ok(total)
-    })?;
-    let (decompress, pass_seconds) = timed_passes(min, || {
-        for (z, c) in compressed.iter().zip(content) {
-            black_box(decompressor.decompress_to_buffer(z.as_slice(), &mut out[..c.len()])?);
-        }
-        Ok(total)
-    })?;
-    let (decompress_per_call, _) = timed_passes(min, || {
-        for (z, c) in compressed.iter().zip(content) {
-            black_box(zstd::bulk::decompress(z, c.len())?);
-        }
-        Ok(total)
-    })?;
-    let n = content.len().max(1);
-    let speed = ZstdSpeed {
-        level,
-        blocks: content.len(),
-        mean_block_bytes: total as f64 / n as f64,
-        ratio: compressed.iter().map(|z| z.len() as f64).sum::<f64>() / total.max(1) as f64,
-        compress_mb_per_s: compress,
-        decompress_mb_per_s: decompress,
-        compress_per_call_mb_per_s: compress_per_call,
-        decompress_per_call_mb_per_s: decompress_per_call,
-        decompress_block_us: pass_seconds * 1e6 / n as f64,
-    };
+/// Measures zstd at `level` on `blocks` ([`zstd_speed`]), with a progress line.
+fn zstd_speed_logged(blocks: &Blocks, level: i32, min: Duration) -> Result<ZstdSpeed, BoxError> {
+    let speed = zstd_speed(&blocks.content, level, min)?;
     progress!(
         "machine: zstd level {level} on {} blocks of {:.0} B (ratio {:.3}): compress {:.0} MB/s ({:.0} with a context per block), \
          decompress {:.0} MB/s ({:.0} with a context per block), {:.2} µs per block",
@@ -360,44 +247,6 @@ fn block_codec(blocks: &Blocks, min: Duration) -> Result<BlockCodec, BoxError> {
         codec.checksum_block_us
     );
     Ok(codec)
-}
-
-/// Decompresses every block in each of `threads` threads (a context each) until `min` elapsed;
-/// returns the MB/s of uncompressed bytes of all threads together.
-fn parallel_decompress(blocks: &Blocks, level: i32, threads: usize, min: Duration) -> Result<f64, BoxError> {
-    let mut compressor = zstd::bulk::Compressor::new(level)?;
-    let compressed = blocks.content.iter().map(|c| compressor.compress(c)).collect::<Result<Vec<_>, _>>()?;
-    let largest = blocks.content.iter().map(Vec::len).max().unwrap_or(0);
-    let start = Barrier::new(threads + 1);
-    let (began, results) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (start, compressed) = (&start, &compressed);
-                s.spawn(move || -> Result<(u64, Instant), BoxError> {
-                    let mut decompressor = zstd::bulk::Decompressor::new()?;
-                    let mut out = vec![0u8; largest];
-                    start.wait();
-                    let began = Instant::now();
-                    let mut bytes = 0;
-                    while bytes == 0 || began.elapsed() < min {
-                        for (z, c) in compressed.iter().zip(&blocks.content) {
-                            bytes += decompressor.decompress_to_buffer(z.as_slice(), &mut out[..c.len()])? as u64;
-                        }
-                    }
-                    Ok((bytes, Instant::now()))
-                })
-            })
-            .collect();
-        start.wait();
-        let began = Instant::now();
-        let results: Vec<Result<(u64, Instant), BoxError>> =
-            handles.into_iter().map(|h| h.join().map_err(|_| BoxError::from("a decompressing thread panicked")).and_then(|r| r)).collect();
-        (began, results)
-    });
-    let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let bytes: u64 = results.iter().map(|r| r.0).sum();
-    let finished = results.iter().map(|r| r.1).max().unwrap_or(began);
-    Ok(bytes as f64 / MB / finished.duration_since(began).as_secs_f64())
 }
 
 /// Loading the memtable.
@@ -951,17 +800,17 @@ fn main() -> Result<(), BoxError> {
     progress!("flushed {} bytes into generation {generation} in {flush_seconds:.2} s{}", report.bytes, contention(flush_others));
 
     // 2. The machine: sequential write of the sstable's size, zstd on its blocks, the block codec.
-    let mut seq = vec![seq_write(scratch.path(), report.bytes, "after flush")?];
+    let mut seq = vec![seq_write_logged(scratch.path(), report.bytes, "after flush")?];
     let path = dir.join(SSTABLE_DIR).join(sstable_file_name(generation));
     let blocks = load_blocks(&path, generation)?;
     let uncompressed = blocks.uncompressed_bytes();
-    let mut zstd = vec![zstd_speed(&blocks, table_level.max(1), codec_time)?];
+    let mut zstd = vec![zstd_speed_logged(&blocks, table_level.max(1), codec_time)?];
     if table_level != 1 {
-        zstd.push(zstd_speed(&blocks, 1, codec_time)?);
+        zstd.push(zstd_speed_logged(&blocks, 1, codec_time)?);
     }
     let codec = block_codec(&blocks, codec_time)?;
     let decompress_limit = zstd.first().map_or(f64::NAN, |z| z.decompress_mb_per_s);
-    let decompress_2_threads = parallel_decompress(&blocks, table_level.max(1), 2, codec_time)?;
+    let decompress_2_threads = parallel_decompress(&blocks.content, table_level.max(1), 2, codec_time)?;
     let two_thread_scaling = decompress_2_threads / decompress_limit;
     progress!(
         "machine: zstd level {} decompress with 2 threads: {decompress_2_threads:.0} MB/s together ({two_thread_scaling:.2}× 1 thread)",
@@ -1008,7 +857,7 @@ fn main() -> Result<(), BoxError> {
     }
     scan_runs.push(scans(&engine, &table, "off", args.scans, uncompressed, &mut warnings, args.partitions)?);
     drop(engine);
-    seq.push(seq_write(scratch.path(), report.bytes, "at end")?);
+    seq.push(seq_write_logged(scratch.path(), report.bytes, "at end")?);
 
     for run in &reads {
         if run.kind == "miss" && run.blocks_per_read > 0.0 {

@@ -42,6 +42,9 @@ pub struct BarChart {
     pub series: Vec<BarSeries>,
     /// Where the legend goes.
     pub legend: Legend,
+    /// The fraction of the plot's height kept free above the highest bar, on top of the room for
+    /// its value label (default 0; e.g. 0.4 for a tall legend).
+    pub top_margin: f64,
     /// Image width in pixels (default 1000).
     pub width: u32,
     /// Image height in pixels (default 600).
@@ -58,6 +61,7 @@ impl BarChart {
             groups,
             series: Vec::new(),
             legend: Legend::UpperRight,
+            top_margin: 0.0,
             width: 1000,
             height: 600,
         }
@@ -84,6 +88,12 @@ impl BarChart {
     /// Sets where the legend goes.
     pub fn legend(mut self, legend: Legend) -> Self {
         self.legend = legend;
+        self
+    }
+
+    /// Keeps `fraction` (in [0, 0.9]) of the plot's height free above the highest bar.
+    pub fn top_margin(mut self, fraction: f64) -> Self {
+        self.top_margin = fraction;
         self
     }
 
@@ -117,6 +127,13 @@ impl BarChart {
             Scale::Linear => values.iter().fold(0f64, |m, &v| m.max(v)) * 1.15,
             Scale::Log10 => values.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) + 0.1,
         };
+        // The free fraction `f` of the height above the bars: top = headroom + span × f / (1 − f).
+        let low = match self.y_scale {
+            Scale::Linear => 0f64,
+            Scale::Log10 => values.iter().fold(f64::INFINITY, |m, &v| m.min(v)).floor(),
+        };
+        let free = if self.top_margin.is_finite() { self.top_margin.clamp(0.0, 0.9) } else { 0.0 };
+        let headroom = headroom + (headroom - low).max(0.0) * free / (1.0 - free);
         let y_axis = Axis::fit(values.into_iter().chain([headroom]), self.y_scale, true);
         let groups = self.groups.len();
         let centres = (0..groups).map(|g| g as f64 + 0.5).collect();

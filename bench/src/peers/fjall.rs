@@ -3,9 +3,10 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::config::CompressionPolicy;
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::{check_spaces, find_space, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
+use super::{check_spaces, find_space, Compression, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
 
 const NAME: &str = "fjall";
 
@@ -14,10 +15,12 @@ const NAME: &str = "fjall";
 /// Configuration (see [`super`] for the common rules): block cache
 /// [`PeerOptions::block_cache_bytes`], `max_memtable_size` [`PeerOptions::memtable_bytes`], the
 /// journal flushed to the OS after every write (fjall's default, `manual_journal_persist =
-/// false`) and never synced by a write; LZ4 compression from level 2 (fjall's default: it has no
-/// zstd), leveled compaction, default worker threads. fjall has no range delete.
+/// false`) and, with [`PeerOptions::sync_writes`], persisted with `PersistMode::SyncData` after
+/// every write; LZ4 compression from level 2 (fjall's default: it has no zstd), on every level
+/// with [`Compression::Lz4`], none with [`Compression::None`]; leveled compaction, default worker threads. fjall has no range delete.
 pub struct FjallPeer {
     dir: PathBuf,
+    sync_writes: bool,
     // Field order matters: the keyspaces are dropped before the database.
     spaces: Vec<Keyspace>,
     names: Vec<String>,
@@ -40,15 +43,30 @@ impl FjallPeer {
             .map_err(|e| PeerError::engine(NAME, format!("opening {}", dir.display()), e))?;
         let mut spaces = Vec::with_capacity(options.spaces.len());
         for name in &options.spaces {
-            let create = || KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes);
+            let create = || {
+                let create = KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes);
+                match options.compression {
+                    Compression::Zstd => create,
+                    Compression::Lz4 => create.data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4)),
+                    Compression::None => create.data_block_compression_policy(CompressionPolicy::disabled()),
+                }
+            };
             spaces.push(db.keyspace(name, create).map_err(|e| PeerError::engine(NAME, format!("opening keyspace {name:?}"), e))?);
         }
-        Ok(FjallPeer { dir: dir.to_path_buf(), spaces, names: options.spaces.clone(), db })
+        Ok(FjallPeer { dir: dir.to_path_buf(), sync_writes: options.sync_writes, spaces, names: options.spaces.clone(), db })
     }
 
     /// The fjall database (for measurements beyond the trait).
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// Syncs the journal when every write must be durable.
+    fn persist(&self, op: &'static str) -> Result<(), PeerError> {
+        if self.sync_writes {
+            self.db.persist(PersistMode::SyncData).map_err(|e| PeerError::engine(NAME, op, e))?;
+        }
+        Ok(())
     }
 
     fn ks(&self, space: SpaceId) -> Result<&Keyspace, PeerError> {
@@ -74,11 +92,13 @@ impl KvPeer for FjallPeer {
     }
 
     fn put(&self, space: SpaceId, key: &[u8], value: &[u8]) -> Result<(), PeerError> {
-        self.ks(space)?.insert(key, value).map_err(|e| PeerError::engine(NAME, "put", e))
+        self.ks(space)?.insert(key, value).map_err(|e| PeerError::engine(NAME, "put", e))?;
+        self.persist("put")
     }
 
     fn delete(&self, space: SpaceId, key: &[u8]) -> Result<(), PeerError> {
-        self.ks(space)?.remove(key).map_err(|e| PeerError::engine(NAME, "delete", e))
+        self.ks(space)?.remove(key).map_err(|e| PeerError::engine(NAME, "delete", e))?;
+        self.persist("delete")
     }
 
     fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {

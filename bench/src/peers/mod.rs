@@ -1,30 +1,48 @@
-//! Peer engines for side-by-side comparisons with Talus, behind one small key-value trait
-//! ([`KvPeer`]), and workloads written against it ([`batchlog`]).
+//! Peer engines for side-by-side comparisons with Talus, and Talus itself, behind one small
+//! key-value trait ([`KvPeer`]), and workloads written against it ([`batchlog`], and the
+//! `talus-bench` harness in [`crate::harness`]).
 //!
-//! Peers:
+//! Engines:
+//! - [`TalusPeer`]: Talus, in two shapes ([`TalusShape`]): key-value (a partition per key) and
+//!   wide (a partition per group of keys, a clustering row per key).
 //! - [`FjallPeer`]: fjall 3 (a normal dependency).
 //! - `RocksPeer`: RocksDB through the `rocksdb` crate, behind the cargo feature `rocksdb` of
-//!   `talus-bench` (off by default: it compiles RocksDB's C++ for about 15 minutes and needs
+//!   `talus-bench` (off by default: it compiles RocksDB's C++ for 15 to 45 minutes and needs
 //!   libclang for bindgen, Debian's `libclang-dev`).
 //!
 //! # Fair configuration
 //!
-//! [`PeerOptions`] holds what is set alike on every peer; everything else is the engine's default.
-//! - Write-ahead log on, no sync per write: a write reaches the OS (fjall's journal is flushed
-//!   with `PersistMode::Buffer` after each write; RocksDB writes its WAL with `sync = false`), so
-//!   it survives a process crash but not a power loss. That matches Talus'
-//!   `Durability::Periodic`.
+//! [`PeerOptions`] holds what is set alike on every engine; everything else is the engine's
+//! default.
+//! - Durability ([`PeerOptions::sync_writes`]). Off (the default, `--durability periodic`): a
+//!   write-ahead log without a sync per write. fjall's journal is flushed to the OS with
+//!   `PersistMode::Buffer` after each write and RocksDB writes its WAL with `sync = false`, so a
+//!   write survives a process crash but not a power loss. Talus runs `Durability::Periodic` with
+//!   [`TALUS_SYNC_PERIOD`] (100 ms): its commitlog acknowledges at once and a background thread
+//!   writes and fsyncs the buffered entries every 100 ms, or sooner once 1 MiB is buffered, so a
+//!   process crash can lose up to the last 100 ms (or 1 MiB) of writes, which the peers would not
+//!   lose: the setting is slightly in Talus' favour. On (`--durability batch`): every write is
+//!   synced before it returns: fjall persists with `PersistMode::SyncData` after each write,
+//!   RocksDB writes with `sync = true`, Talus runs `Durability::Batch(0)` (group commit: writers
+//!   waiting at the same time share one fsync).
 //! - Block cache: [`PeerOptions::block_cache_bytes`] (64 MiB, Talus' `block_cache_bytes`).
 //! - Memtable: [`PeerOptions::memtable_bytes`] per keyspace (64 MiB, Talus'
 //!   `memtable_table_limit`; both peers' default too).
-//! - Compression: zstd on every level for RocksDB. fjall has no zstd: it keeps its default, LZ4
-//!   from level 2 on and none in levels 0 and 1.
-//! - Compaction: the engines' default (leveled for both), background threads as they choose.
+//! - Compression ([`PeerOptions::compression`]). [`Compression::Zstd`] (the default): zstd on
+//!   every level for RocksDB, zstd level 3 ([`crate::ZSTD`]) for Talus; fjall has no zstd: it
+//!   keeps its default, LZ4 from level 2 on and none in levels 0 and 1. [`Compression::Lz4`]:
+//!   LZ4 everywhere for Talus (its table default) and fjall; RocksDB refuses it (built without
+//!   its `lz4` feature here). [`Compression::None`]: none anywhere.
+//! - Compaction: the engines' default (leveled for fjall and RocksDB, size-tiered for Talus),
+//!   background threads as they choose (Talus: one compaction thread).
+//! - Bloom filters: every engine has one (RocksDB's is set to 10 bits per key; Talus' default
+//!   false-positive chance is 1%, fjall's default too).
 
 pub mod batchlog;
 mod fjall;
 #[cfg(feature = "rocksdb")]
 mod rocksdb;
+mod talus;
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -32,6 +50,7 @@ use std::path::Path;
 pub use self::fjall::FjallPeer;
 #[cfg(feature = "rocksdb")]
 pub use self::rocksdb::RocksPeer;
+pub use self::talus::{TalusPeer, TalusShape, SCAN_PAGE_ROWS, TALUS_SYNC_PERIOD, WIDE_GROUP_BITS};
 use crate::BoxError;
 
 /// What a peer operation can fail with.
@@ -106,6 +125,44 @@ pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpaceId(pub usize);
 
+/// Block compression of the engines' table files (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd where the engine has it (Talus at level 3, RocksDB); fjall keeps its default (LZ4
+    /// from level 2).
+    #[default]
+    Zstd,
+    /// LZ4 on every level (Talus' default, fjall); RocksDB refuses it (this workspace builds it
+    /// without its `lz4` feature).
+    Lz4,
+    /// No compression.
+    None,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::None => "none",
+        })
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = PeerError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "zstd" => Ok(Compression::Zstd),
+            "lz4" => Ok(Compression::Lz4),
+            "none" => Ok(Compression::None),
+            _ => Err(PeerError::Options { engine: "any", why: format!("unknown compression {s:?}: use zstd, lz4 or none") }),
+        }
+    }
+}
+
 /// What is configured alike on every peer (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerOptions {
@@ -115,6 +172,11 @@ pub struct PeerOptions {
     pub block_cache_bytes: u64,
     /// The memtable size per keyspace that triggers a flush, in bytes (default 64 MiB).
     pub memtable_bytes: u64,
+    /// Whether every write is synced to disk before it returns (default false: written to the
+    /// log without a sync; see the module docs).
+    pub sync_writes: bool,
+    /// Block compression (default zstd where the engine has it).
+    pub compression: Compression,
 }
 
 impl PeerOptions {
@@ -126,14 +188,24 @@ impl PeerOptions {
 
 impl Default for PeerOptions {
     fn default() -> Self {
-        PeerOptions { spaces: vec!["default".into()], block_cache_bytes: 64 << 20, memtable_bytes: 64 << 20 }
+        PeerOptions {
+            spaces: vec!["default".into()],
+            block_cache_bytes: 64 << 20,
+            memtable_bytes: 64 << 20,
+            sync_writes: false,
+            compression: Compression::Zstd,
+        }
     }
 }
 
-/// A key-value engine compared with Talus: ordered byte keys in named keyspaces.
+/// A key-value engine compared with Talus (or Talus itself): ordered byte keys in named keyspaces.
 ///
-/// Writes go through the write-ahead log without a sync each (see the module docs). All methods
-/// take `&self`: a peer can be shared by threads.
+/// Writes go through the write-ahead log, synced or not as [`PeerOptions::sync_writes`] says (see
+/// the module docs). All methods take `&self`: a peer can be shared by threads.
+///
+/// Order: the peers keep keys in byte order. Talus orders partitions by token (a hash of the
+/// key), so a full scan visits keys in that order, and the shapes differ in what else they can do
+/// (see [`TalusPeer`]).
 pub trait KvPeer: Send + Sync {
     /// The engine's name, e.g. `"fjall"`.
     fn name(&self) -> &'static str;
@@ -165,8 +237,28 @@ pub trait KvPeer: Send + Sync {
     fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError>;
 
     /// Calls `visit` with each live key and value in `start..end` (`end: None`: to the end of
-    /// the keyspace) in key order, until it returns `Break`; returns how many it visited.
+    /// the keyspace) in key order, until it returns `Break`; returns how many it visited. A full
+    /// scan is `start` empty and `end` `None` (Talus visits it in token order).
     fn scan(&self, space: SpaceId, start: &[u8], end: Option<&[u8]>, visit: &mut Visitor<'_>) -> Result<u64, PeerError>;
+
+    /// Calls `visit` with the first `n` live keys and values at or after `key` (fewer at the end
+    /// of the keyspace), until it returns `Break`; returns how many it visited. Peers: in key
+    /// order (a [`KvPeer::scan`] from `key`); Talus' key-value shape: in token order from the
+    /// token of `key`.
+    fn seek(&self, space: SpaceId, key: &[u8], n: u64, visit: &mut Visitor<'_>) -> Result<u64, PeerError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut left = n;
+        self.scan(space, key, None, &mut |k, v| {
+            left -= 1;
+            if visit(k, v).is_break() || left == 0 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+    }
 
     /// Writes every keyspace's memtable to a table file and waits for it.
     fn flush(&self) -> Result<(), PeerError>;
@@ -186,9 +278,13 @@ pub trait KvPeer: Send + Sync {
     }
 }
 
-/// The peer engines this crate knows.
+/// The engines this crate knows, Talus in each of its shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerKind {
+    /// Talus, key-value shape ([`TalusShape::KeyValue`]).
+    Talus,
+    /// Talus, wide-partition shape ([`TalusShape::Wide`]).
+    TalusWide,
     /// fjall 3.
     Fjall,
     /// RocksDB (needs the cargo feature `rocksdb`).
@@ -196,38 +292,64 @@ pub enum PeerKind {
 }
 
 impl PeerKind {
-    /// Every peer kind, compiled in or not.
-    pub const ALL: [PeerKind; 2] = [PeerKind::Fjall, PeerKind::RocksDb];
+    /// Every kind, compiled in or not.
+    pub const ALL: [PeerKind; 4] = [PeerKind::Talus, PeerKind::TalusWide, PeerKind::Fjall, PeerKind::RocksDb];
 
-    /// The peer's name: `fjall` or `rocksdb`.
+    /// The name: `talus`, `talus-wide`, `fjall` or `rocksdb`.
     pub fn name(self) -> &'static str {
         match self {
+            PeerKind::Talus => "talus",
+            PeerKind::TalusWide => "talus-wide",
             PeerKind::Fjall => "fjall",
             PeerKind::RocksDb => "rocksdb",
         }
     }
 
-    /// Whether this build can open the peer.
+    /// The engine's name without the shape: `talus`, `fjall` or `rocksdb`.
+    pub fn engine(self) -> &'static str {
+        match self {
+            PeerKind::Talus | PeerKind::TalusWide => "talus",
+            PeerKind::Fjall => "fjall",
+            PeerKind::RocksDb => "rocksdb",
+        }
+    }
+
+    /// The data shape: `kv` (a key per partition; every peer), or `wide` (Talus' wide shape).
+    pub fn shape(self) -> &'static str {
+        match self {
+            PeerKind::TalusWide => TalusShape::Wide.name(),
+            PeerKind::Talus | PeerKind::Fjall | PeerKind::RocksDb => TalusShape::KeyValue.name(),
+        }
+    }
+
+    /// Whether this is Talus (in either shape).
+    pub fn is_talus(self) -> bool {
+        matches!(self, PeerKind::Talus | PeerKind::TalusWide)
+    }
+
+    /// Whether this build can open the engine.
     pub fn compiled(self) -> bool {
         match self {
-            PeerKind::Fjall => true,
+            PeerKind::Talus | PeerKind::TalusWide | PeerKind::Fjall => true,
             PeerKind::RocksDb => cfg!(feature = "rocksdb"),
         }
     }
 
-    /// Whether the peer has range deletes.
+    /// Whether the engine has range deletes.
     pub fn supports_delete_range(self) -> bool {
-        matches!(self, PeerKind::RocksDb)
+        matches!(self, PeerKind::RocksDb | PeerKind::TalusWide)
     }
 
-    /// The peers this build can open.
+    /// The kinds this build can open.
     pub fn available() -> Vec<PeerKind> {
         PeerKind::ALL.into_iter().filter(|k| k.compiled()).collect()
     }
 
-    /// Opens (creating it if needed) the peer in `dir` with `options`.
+    /// Opens (creating it if needed) the engine in `dir` with `options`.
     pub fn open(self, dir: &Path, options: &PeerOptions) -> Result<Box<dyn KvPeer>, PeerError> {
         match self {
+            PeerKind::Talus => Ok(Box::new(TalusPeer::open(dir, options, TalusShape::KeyValue)?)),
+            PeerKind::TalusWide => Ok(Box::new(TalusPeer::open(dir, options, TalusShape::Wide)?)),
             PeerKind::Fjall => Ok(Box::new(FjallPeer::open(dir, options)?)),
             #[cfg(feature = "rocksdb")]
             PeerKind::RocksDb => Ok(Box::new(RocksPeer::open(dir, options)?)),

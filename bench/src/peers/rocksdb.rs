@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, DBCompressionType, Options,
-    ReadOptions, DB,
+    ReadOptions, WriteOptions, DB,
 };
 
-use super::{check_spaces, find_space, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
+use super::{check_spaces, find_space, Compression, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
 
 const NAME: &str = "rocksdb";
 
@@ -16,14 +16,17 @@ const NAME: &str = "rocksdb";
 ///
 /// Configuration (see [`super`] for the common rules): one LRU block cache of
 /// [`PeerOptions::block_cache_bytes`] shared by the column families, `write_buffer_size`
-/// [`PeerOptions::memtable_bytes`], zstd on every level, the WAL on with `sync = false` (the
-/// default `WriteOptions`), a bloom filter of 10 bits per key (not RocksDB's default, but fjall
+/// [`PeerOptions::memtable_bytes`], zstd on every level (none with [`Compression::None`];
+/// [`Compression::Lz4`] is refused), the
+/// WAL on with `sync = false` (the default `WriteOptions`; `sync = true` with
+/// [`PeerOptions::sync_writes`]), a bloom filter of 10 bits per key (not RocksDB's default, but fjall
 /// and Talus have one), RocksDB's defaults otherwise (leveled compaction, 2 background jobs,
 /// block-based tables of 4 KiB blocks). A manual compaction (`compact`) does not report errors:
 /// the crate's `compact_range_cf_opt` has no result.
 pub struct RocksPeer {
     dir: PathBuf,
     names: Vec<String>,
+    write: WriteOptions,
     db: DB,
 }
 
@@ -42,7 +45,14 @@ impl RocksPeer {
         table.set_bloom_filter(10.0, false);
         table.set_block_cache(&Cache::new_lru_cache(usize::try_from(options.block_cache_bytes).unwrap_or(usize::MAX)));
         let mut cf_options = Options::default();
-        cf_options.set_compression_type(DBCompressionType::Zstd);
+        cf_options.set_compression_type(match options.compression {
+            Compression::Zstd => DBCompressionType::Zstd,
+            Compression::None => DBCompressionType::None,
+            Compression::Lz4 => {
+                let why = "lz4 needs the `lz4` feature of the rocksdb crate, which this workspace does not enable".into();
+                return Err(PeerError::Options { engine: NAME, why });
+            }
+        });
         cf_options.set_write_buffer_size(usize::try_from(options.memtable_bytes).unwrap_or(usize::MAX));
         cf_options.set_block_based_table_factory(&table);
         let mut db_options = cf_options.clone();
@@ -51,7 +61,9 @@ impl RocksPeer {
         let families = options.spaces.iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options.clone()));
         let db = DB::open_cf_descriptors(&db_options, dir, families)
             .map_err(|e| PeerError::engine(NAME, format!("opening {}", dir.display()), e))?;
-        Ok(RocksPeer { dir: dir.to_path_buf(), names: options.spaces.clone(), db })
+        let mut write = WriteOptions::default();
+        write.set_sync(options.sync_writes);
+        Ok(RocksPeer { dir: dir.to_path_buf(), names: options.spaces.clone(), write, db })
     }
 
     /// The RocksDB handle (for measurements beyond the trait).
@@ -80,11 +92,11 @@ impl KvPeer for RocksPeer {
     }
 
     fn put(&self, space: SpaceId, key: &[u8], value: &[u8]) -> Result<(), PeerError> {
-        self.db.put_cf(self.cf(space)?, key, value).map_err(|e| PeerError::engine(NAME, "put", e))
+        self.db.put_cf_opt(self.cf(space)?, key, value, &self.write).map_err(|e| PeerError::engine(NAME, "put", e))
     }
 
     fn delete(&self, space: SpaceId, key: &[u8]) -> Result<(), PeerError> {
-        self.db.delete_cf(self.cf(space)?, key).map_err(|e| PeerError::engine(NAME, "delete", e))
+        self.db.delete_cf_opt(self.cf(space)?, key, &self.write).map_err(|e| PeerError::engine(NAME, "delete", e))
     }
 
     fn supports_delete_range(&self) -> bool {
@@ -92,7 +104,7 @@ impl KvPeer for RocksPeer {
     }
 
     fn delete_range(&self, space: SpaceId, start: &[u8], end: &[u8]) -> Result<(), PeerError> {
-        self.db.delete_range_cf(self.cf(space)?, start, end).map_err(|e| PeerError::engine(NAME, "delete_range", e))
+        self.db.delete_range_cf_opt(self.cf(space)?, start, end, &self.write).map_err(|e| PeerError::engine(NAME, "delete_range", e))
     }
 
     fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
