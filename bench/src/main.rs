@@ -67,9 +67,10 @@ struct Args {
     /// every write synced before it returns.
     #[arg(long, default_value = "periodic", value_parser = ["periodic", "batch"])]
     durability: String,
-    /// Block compression: `zstd` (level 3 where the engine has it; fjall keeps LZ4), `lz4` (Talus'
-    /// default; not RocksDB here) or `none`.
-    #[arg(long, default_value = "zstd")]
+    /// Block compression: `lz4` (Talus' default as ScyllaDB's, R4.17; RocksDB lz4; fjall its
+    /// default, LZ4 from level 2), `zstd` (level 3 where the engine has it; fjall keeps its
+    /// default) or `none`.
+    #[arg(long, default_value = "lz4")]
     compression: Compression,
     /// Seconds of each mixed YCSB run [default: 10; --quick: 2].
     #[arg(long)]

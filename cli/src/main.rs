@@ -9,6 +9,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc, as in `talus-bench`: the engine allocates small objects on one thread (writers) and
+/// frees them on another (a flushed memtable is dropped by the flusher); glibc's allocator
+/// serializes that on an arena lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use talus::format::{ColumnType, GcTime, Mutation, RangeBound, Schema, SchemaRef, Timestamp, Value};
 use talus::{Engine, EngineOptions, Query, QueryResult};

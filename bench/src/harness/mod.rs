@@ -165,7 +165,7 @@ pub struct Config {
     pub threads: usize,
     /// Whether every write is synced (`--durability batch`) or not (`periodic`, the default).
     pub sync_writes: bool,
-    /// Block compression (default zstd where the engine can).
+    /// Block compression (default LZ4, Talus' default; see `PeerOptions::compression`).
     pub compression: Compression,
     /// How long each mixed run lasts (default 10 s).
     pub mixed_duration: Duration,
@@ -200,7 +200,7 @@ impl Config {
             value_size: 100,
             threads: 2,
             sync_writes: false,
-            compression: Compression::Zstd,
+            compression: Compression::Lz4,
             mixed_duration: Duration::from_secs(10),
             repeat: 3,
             engines: PeerKind::available(),

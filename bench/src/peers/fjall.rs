@@ -4,7 +4,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use fjall::config::CompressionPolicy;
-use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{check_spaces, find_space, Compression, KvPeer, PeerError, PeerOptions, SpaceId, Visitor};
 
@@ -16,8 +16,9 @@ const NAME: &str = "fjall";
 /// [`PeerOptions::block_cache_bytes`], `max_memtable_size` [`PeerOptions::memtable_bytes`], the
 /// journal flushed to the OS after every write (fjall's default, `manual_journal_persist =
 /// false`) and, with [`PeerOptions::sync_writes`], persisted with `PersistMode::SyncData` after
-/// every write; LZ4 compression from level 2 (fjall's default: it has no zstd), on every level
-/// with [`Compression::Lz4`], none with [`Compression::None`]; leveled compaction, default worker threads. fjall has no range delete.
+/// every write; LZ4 compression from level 2 (fjall's default, kept for [`Compression::Lz4`] and
+/// [`Compression::Zstd`]: it has no zstd), none with [`Compression::None`]; leveled compaction,
+/// default worker threads. fjall has no range delete.
 pub struct FjallPeer {
     dir: PathBuf,
     sync_writes: bool,
@@ -46,8 +47,8 @@ impl FjallPeer {
             let create = || {
                 let create = KeyspaceCreateOptions::default().max_memtable_size(options.memtable_bytes);
                 match options.compression {
-                    Compression::Zstd => create,
-                    Compression::Lz4 => create.data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4)),
+                    // fjall has no zstd; its default is the LZ4 family (none in levels 0 and 1).
+                    Compression::Zstd | Compression::Lz4 => create,
                     Compression::None => create.data_block_compression_policy(CompressionPolicy::disabled()),
                 }
             };

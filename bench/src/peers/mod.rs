@@ -28,11 +28,12 @@
 //! - Block cache: [`PeerOptions::block_cache_bytes`] (64 MiB, Talus' `block_cache_bytes`).
 //! - Memtable: [`PeerOptions::memtable_bytes`] per keyspace (64 MiB, Talus'
 //!   `memtable_table_limit`; both peers' default too).
-//! - Compression ([`PeerOptions::compression`]). [`Compression::Zstd`] (the default): zstd on
-//!   every level for RocksDB, zstd level 3 ([`crate::ZSTD`]) for Talus; fjall has no zstd: it
-//!   keeps its default, LZ4 from level 2 on and none in levels 0 and 1. [`Compression::Lz4`]:
-//!   LZ4 everywhere for Talus (its table default) and fjall; RocksDB refuses it (built without
-//!   its `lz4` feature here). [`Compression::None`]: none anywhere.
+//! - Compression ([`PeerOptions::compression`]), the same family everywhere it can be.
+//!   [`Compression::Lz4`] (the default): LZ4 on every level for Talus (its table default, as
+//!   ScyllaDB's, R4.17) and RocksDB; fjall keeps its default, LZ4 from level 2 on and none in
+//!   levels 0 and 1. [`Compression::Zstd`]: zstd on every level for RocksDB, zstd level 3
+//!   ([`crate::ZSTD`]) for Talus; fjall has no zstd and keeps its default. [`Compression::None`]:
+//!   none anywhere.
 //! - Compaction: the engines' default (leveled for fjall and RocksDB, size-tiered for Talus),
 //!   background threads as they choose (Talus: one compaction thread).
 //! - Bloom filters: every engine has one (RocksDB's is set to 10 bits per key; Talus' default
@@ -131,10 +132,9 @@ pub struct SpaceId(pub usize);
 pub enum Compression {
     /// zstd where the engine has it (Talus at level 3, RocksDB); fjall keeps its default (LZ4
     /// from level 2).
-    #[default]
     Zstd,
-    /// LZ4 on every level (Talus' default, fjall); RocksDB refuses it (this workspace builds it
-    /// without its `lz4` feature).
+    /// LZ4 on every level (Talus' default, RocksDB); fjall keeps its default (LZ4 from level 2).
+    #[default]
     Lz4,
     /// No compression.
     None,
@@ -175,7 +175,7 @@ pub struct PeerOptions {
     /// Whether every write is synced to disk before it returns (default false: written to the
     /// log without a sync; see the module docs).
     pub sync_writes: bool,
-    /// Block compression (default zstd where the engine has it).
+    /// Block compression (default LZ4; see the module docs).
     pub compression: Compression,
 }
 
@@ -193,7 +193,7 @@ impl Default for PeerOptions {
             block_cache_bytes: 64 << 20,
             memtable_bytes: 64 << 20,
             sync_writes: false,
-            compression: Compression::Zstd,
+            compression: Compression::Lz4,
         }
     }
 }

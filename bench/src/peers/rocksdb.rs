@@ -16,8 +16,7 @@ const NAME: &str = "rocksdb";
 ///
 /// Configuration (see [`super`] for the common rules): one LRU block cache of
 /// [`PeerOptions::block_cache_bytes`] shared by the column families, `write_buffer_size`
-/// [`PeerOptions::memtable_bytes`], zstd on every level (none with [`Compression::None`];
-/// [`Compression::Lz4`] is refused), the
+/// [`PeerOptions::memtable_bytes`], LZ4 or zstd on every level as [`PeerOptions::compression`] says, the
 /// WAL on with `sync = false` (the default `WriteOptions`; `sync = true` with
 /// [`PeerOptions::sync_writes`]), a bloom filter of 10 bits per key (not RocksDB's default, but fjall
 /// and Talus have one), RocksDB's defaults otherwise (leveled compaction, 2 background jobs,
@@ -48,10 +47,7 @@ impl RocksPeer {
         cf_options.set_compression_type(match options.compression {
             Compression::Zstd => DBCompressionType::Zstd,
             Compression::None => DBCompressionType::None,
-            Compression::Lz4 => {
-                let why = "lz4 needs the `lz4` feature of the rocksdb crate, which this workspace does not enable".into();
-                return Err(PeerError::Options { engine: NAME, why });
-            }
+            Compression::Lz4 => DBCompressionType::Lz4,
         });
         cf_options.set_write_buffer_size(usize::try_from(options.memtable_bytes).unwrap_or(usize::MAX));
         cf_options.set_block_based_table_factory(&table);
