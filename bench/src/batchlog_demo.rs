@@ -212,14 +212,15 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, idle_table: bool, p
     })
 }
 
-/// A ratio with the precision that suits it (three significant digits below 1, so a peer that is
-/// faster does not read "0×").
+/// A ratio with the precision that suits it (below 1 with three decimals, below 0.001 in
+/// scientific notation, so a peer that is faster does not read "0×").
 fn ratio(x: f64) -> String {
     match x {
         x if x.is_nan() => "—".to_string(),
         x if x >= 10.0 => format!("{x:.0}×"),
         x if x >= 1.0 => format!("{x:.1}×"),
-        x => format!("{x:.3}×"),
+        x if x >= 0.001 => format!("{x:.3}×"),
+        x => format!("{x:.1e}×"),
     }
 }
 

@@ -73,7 +73,8 @@ pub fn run(args: DemoArgs) -> Result<(), BoxError> {
         ..BatchlogPatternConfig::default()
     };
     pattern.validate()?;
-    let peers = if args.no_peers { Vec::new() } else { PeerKind::available() };
+    // The peers are the other engines (Talus' own key-value shapes run in `talus-bench`).
+    let peers = if args.no_peers { Vec::new() } else { PeerKind::available().into_iter().filter(|k| !k.is_talus()).collect() };
     eprintln!(
         "batchlog demo: sizes {sizes:?}, layouts v1 and v2 on Talus{}; engines under {}",
         peers.iter().map(|p| format!(", {p}")).collect::<String>(),
