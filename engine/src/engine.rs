@@ -360,7 +360,7 @@ impl Engine {
         self.inner.tables.read().values().find(|t| t.schema.has_full_name(name)).cloned().ok_or_else(|| Error::UnknownTable(name.into()))
     }
 
-    fn table_by_id(&self, id: TableId) -> Result<Arc<Table>> {
+    pub(crate) fn table_by_id(&self, id: TableId) -> Result<Arc<Table>> {
         self.inner.tables.read().get(&id).cloned().ok_or_else(|| Error::UnknownTable(format!("id {:032x}", id.0)))
     }
 

@@ -21,6 +21,7 @@ pub mod mutation_fragments;
 pub mod options;
 pub mod overlap;
 pub mod partition_map;
+pub mod point_read;
 pub mod query;
 pub mod rate_limiter;
 pub mod read_path;

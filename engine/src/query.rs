@@ -306,7 +306,7 @@ impl ResultBuilder {
     }
 
     fn live_cells(&self, cells: &talus_format::Cells) -> Vec<(ColumnId, Bytes)> {
-        cells.iter().filter(|(_, c)| c.is_live_at(self.now)).filter_map(|(id, c)| c.value().map(|v| (*id, v.clone()))).collect()
+        live_cells(cells, self.now)
     }
 
     /// Counts one returned row; true when the page is full.
@@ -379,6 +379,11 @@ impl ResultBuilder {
     fn rows_remaining_overall(&self) -> Option<u64> {
         self.overall_left.map(|left| left.saturating_sub(self.live_rows))
     }
+}
+
+/// The cells of `cells` live at `now`, with their values.
+pub(crate) fn live_cells(cells: &talus_format::Cells, now: GcTime) -> Vec<(ColumnId, Bytes)> {
+    cells.iter().filter(|(_, c)| c.is_live_at(now)).filter_map(|(id, c)| c.value().map(|v| (*id, v.clone()))).collect()
 }
 
 /// A convenience for [`Query`] over every partition.

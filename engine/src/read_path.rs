@@ -186,11 +186,16 @@ fn clipped<'a>(
 /// The error of the first failed sstable stream, if any; a corrupt sstable is quarantined.
 pub(crate) fn settle_failure(engine: &Engine, table: &Table, failure: &Failure) -> Option<Error> {
     let (sstable, error) = failure.lock().take()?;
+    Some(fail_sstable(engine, table, &sstable, error))
+}
+
+/// The error of reading `sstable`; a corrupt sstable is quarantined.
+pub(crate) fn fail_sstable(engine: &Engine, table: &Table, sstable: &Sstable, error: talus_format::Error) -> Error {
     let error = corrupt(&sstable.path, error);
     if matches!(error, Error::SstableCorrupt { .. }) {
         engine.quarantine(table, sstable.generation, error.to_string());
     }
-    Some(error)
+    error
 }
 
 /// Records the first error of `sstable`'s stream so the query can quarantine it.

@@ -872,11 +872,43 @@ impl Model {
         self.check_full()
     }
 
-    /// A full read of both tables at the current clock.
+    /// A full read of both tables at the current clock, then every row of the key domain read
+    /// by a point read and compared with the full read.
     fn check_full(&self) -> Result<(), String> {
         for table in [Table::Wide, Table::Narrow] {
             let read = ReadOp { table, range: Range::All, slice: None, limit: None, pages: None, later: 0 };
             self.check_read(&read)?;
+            self.check_point_reads(table)?;
+        }
+        Ok(())
+    }
+
+    /// `Engine::read_row` of every `(pk, ck)` of the domain agrees with the full query (already
+    /// checked against the oracle): the same live cells where the query has the row, `None`
+    /// where it has not.
+    fn check_point_reads(&self, table: Table) -> Result<(), String> {
+        let schema = self.oracle(table).schema();
+        let mut query = Query::new(&schema.full_name(), PartitionRange::all());
+        query.now = self.now;
+        let result = self.engine.query(&query).map_err(|e| format!("query: {e}"))?;
+        let cks: Vec<Vec<Value>> = match table {
+            Table::Wide => (0..6).flat_map(|a| CK2.iter().map(move |b| vec![Value::Int(a), Value::Text((*b).into())])).collect(),
+            Table::Narrow => vec![Vec::new()],
+        };
+        for pk in 0..4 {
+            let key = PartitionKey::from_values(&[Value::Int(pk)]).unwrap().decorate();
+            let partition = result.partitions.iter().find(|p| p.key == key);
+            for ck in &cks {
+                let prefix = schema.clustering_prefix(ck).unwrap();
+                let expected = partition.and_then(|p| p.rows.iter().find(|r| r.clustering == prefix));
+                let actual = self.engine.read_row(schema, &[Value::Int(pk)], ck, self.now).map_err(|e| format!("read_row: {e}"))?;
+                if actual.as_ref() != expected {
+                    return Err(format!(
+                        "point read of {table:?} pk {pk} ck {ck:?} at now {}: {actual:?}, the query has {expected:?}",
+                        self.now.0
+                    ));
+                }
+            }
         }
         Ok(())
     }

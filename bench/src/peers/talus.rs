@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use talus::commitlog::{CommitlogOptions, Durability};
 use talus::format::schema::{Compression as TableCompression, RangeBound, TableOptions};
-use talus::format::{ColumnType, Mutation, Schema, SchemaRef, Timestamp, Value};
+use talus::format::{ColumnType, GcTime, Mutation, Schema, SchemaRef, Timestamp, Value};
 use talus::sstable_set::{sstable_file_name, SSTABLE_DIR};
 use talus::{CompactionShutdown, Engine, EngineOptions, PartitionRange, Query, QueryResult, ResultRow};
 
@@ -176,7 +176,18 @@ impl TalusPeer {
     /// ([`KvPeer::get`] and everything built on it). To measure another read API of the engine,
     /// change this one line.
     pub fn point_read(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
-        self.point_read_by_query(schema, key)
+        self.point_read_by_row(schema, key)
+    }
+
+    /// A point read through [`Engine::read_row`]: the key's row (the partition's only row in the
+    /// key-value shape); the value is its cell.
+    pub fn point_read_by_row(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
+        let row = match self.shape {
+            TalusShape::KeyValue => self.engine.read_row(schema, &[blob(key)], &[], GcTime::now()),
+            TalusShape::Wide => self.engine.read_row(schema, &[group_key(group_of(key))], &[blob(key)], GcTime::now()),
+        };
+        let row = row.map_err(|e| self.error("get", e))?;
+        Ok(row.and_then(|r| r.cells.into_iter().next()).map(|(_, v)| v.to_vec()))
     }
 
     /// A point read through [`Engine::query`]: a single-partition query (restricted to the key's

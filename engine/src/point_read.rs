@@ -1,0 +1,85 @@
+//! Point reads: one clustering row of one partition (DESIGN §5), without the machinery a query
+//! needs for many rows (merged streams, the read compactor, pages, result partitions).
+//!
+//! The answer is the one a single-partition query restricted to the row would give: the row's
+//! versions from every memtable and sstable holding the partition are reconciled (R1.30–R1.31),
+//! then compacted for reading under the covering tombstone, the largest of the partition
+//! tombstones and of the range tombstones at the row's position in any source (R1.25), with
+//! expiry at the read's `now` (R5.4). A purged tombstone still shadows (R2.19), so no purge rule
+//! applies here. A table without clustering columns has one row per partition, at the empty
+//! prefix. Static cells are not part of a point read.
+//!
+//! SSTables are skipped by key range and bloom filter, and read through the same plan and
+//! clipping as a query's, restricted to the row's position; a corruption fails the read with
+//! [`Error::SstableCorrupt`] and quarantines the sstable, as for queries.
+//!
+//! Thread-safety: runs on the caller's thread over `Arc` snapshots; takes no lock a writer holds.
+
+use std::sync::Arc;
+
+use talus_format::sstable::clip::ClippedStream;
+use talus_format::sstable::reader::{Lookup, ReadCounters, ReadPlan};
+use talus_format::{ClusteringPrefix, DecoratedKey, Fragment, GcTime, NeverPurge, Position, Row, Schema, Tombstone, Value};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::query::{live_cells, ResultRow};
+use crate::read_path::fail_sstable;
+
+impl Engine {
+    /// The live row of `schema`'s table at partition key `partition_key` and full clustering key
+    /// `clustering` (empty for a table without clustering columns), at gc time `now`; `None`
+    /// when the row has nothing live. Typed errors: unknown table, wrong key (as for
+    /// [`talus_format::Mutation`]s), a corrupt sstable.
+    pub fn read_row(&self, schema: &Schema, partition_key: &[Value], clustering: &[Value], now: GcTime) -> Result<Option<ResultRow>> {
+        let key = schema.decorated_key(partition_key)?;
+        let clustering = schema.clustering_prefix(clustering)?;
+        self.read_row_at(schema, &key, clustering, now)
+    }
+
+    /// [`Engine::read_row`] with the key already decorated and the prefix encoded.
+    pub fn read_row_at(&self, schema: &Schema, key: &DecoratedKey, clustering: ClusteringPrefix, now: GcTime) -> Result<Option<ResultRow>> {
+        let table = self.table_by_id(schema.id)?;
+        let mut covering = Tombstone::NONE;
+        let mut row = Row::default();
+        // Active memtable first, then sealed ones, then sstables: flush publishes in the other
+        // order, so every version is seen at least once (reconciling one twice changes nothing).
+        let active = table.memtable.load_full();
+        let sealed: Vec<_> = table.sealed.lock().iter().map(|s| s.memtable.clone()).collect();
+        for memtable in std::iter::once(&active).chain(sealed.iter()) {
+            if let Some(version) = memtable.partition(key) {
+                covering = covering.max(version.covering(&clustering));
+                if let Some(r) = version.rows.get(&clustering) {
+                    row.apply(r);
+                }
+            }
+        }
+        let sstables = table.sstables.load_full();
+        let row_range = (Position::at_row(clustering.clone()), Position::after_key(clustering.clone()));
+        let counters = Arc::new(ReadCounters::default());
+        for sstable in sstables.iter() {
+            let Lookup::Found(index) = sstable.reader.lookup(key) else { continue };
+            let plan = Arc::new(ReadPlan { ranges: vec![row_range.clone()], static_row: false, covering: Vec::new(), fill_cache: true });
+            let stream = sstable.reader.stream_partition(index, plan, counters.clone());
+            let mut active_range = Tombstone::NONE;
+            for fragment in ClippedStream::new(stream, vec![row_range.clone()], false) {
+                match fragment.map_err(|e| fail_sstable(self, &table, sstable, e))? {
+                    Fragment::PartitionStart { tombstone, .. } => covering = covering.max(tombstone),
+                    Fragment::RangeTombstoneChange(change) => {
+                        if change.position <= row_range.0 {
+                            active_range = change.tombstone;
+                        }
+                    }
+                    Fragment::Row { key: k, row: r } if k == clustering => row.apply(&r),
+                    Fragment::Row { .. } | Fragment::StaticRow(_) | Fragment::PartitionEnd => {}
+                }
+            }
+            covering = covering.max(active_range);
+        }
+        row.compact(covering, Some(now), &NeverPurge, talus_format::CompactionPurpose::Read);
+        if !row.is_live_at(now) {
+            return Ok(None);
+        }
+        Ok(Some(ResultRow { cells: live_cells(&row.cells, now), clustering }))
+    }
+}
