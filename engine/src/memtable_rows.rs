@@ -6,12 +6,17 @@
 //! zeroed per partition; a vector holds exactly its rows. A wide partition keeps the B-tree's
 //! O(1) copy and O(log n) write, which is what the copy-on-write versions of the memtable need.
 //!
+//! Rows sit behind `Arc`s: copying a B-tree node on a write (the persistent map copies the nodes
+//! on the path to the changed row, 16 entries each) then costs a reference count per entry, not a
+//! copy of each row's cells.
+//!
 //! Invariants: the vector is sorted by key with no duplicates; a map never shrinks back into a
 //! vector (a partition that was wide tends to stay wide).
 //!
 //! Thread-safety: a plain value; the memtable publishes it inside an immutable version.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use talus_format::{ClusteringPrefix, Row};
 
@@ -22,9 +27,9 @@ pub const SMALL_ROWS: usize = 8;
 #[derive(Debug, Clone)]
 pub enum RowMap {
     /// Few rows, sorted by key.
-    Small(Vec<(ClusteringPrefix, Row)>),
+    Small(Vec<(ClusteringPrefix, Arc<Row>)>),
     /// Many rows: a persistent map, cheap to copy.
-    Large(imbl::OrdMap<ClusteringPrefix, Row>),
+    Large(imbl::OrdMap<ClusteringPrefix, Arc<Row>>),
 }
 
 impl Default for RowMap {
@@ -50,18 +55,19 @@ impl RowMap {
     /// The row at `key`.
     pub fn get(&self, key: &ClusteringPrefix) -> Option<&Row> {
         match self {
-            RowMap::Small(rows) => rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &rows[i].1),
-            RowMap::Large(map) => map.get(key),
+            RowMap::Small(rows) => rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &*rows[i].1),
+            RowMap::Large(map) => map.get(key).map(|r| &**r),
         }
     }
 
     /// Sets the row at `key`.
     pub fn insert(&mut self, key: ClusteringPrefix, row: Row) {
+        let row = Arc::new(row);
         match self {
             RowMap::Small(rows) => match rows.binary_search_by(|(k, _)| k.cmp(&key)) {
                 Ok(i) => rows[i].1 = row,
                 Err(_) if rows.len() >= SMALL_ROWS => {
-                    let mut map: imbl::OrdMap<ClusteringPrefix, Row> = std::mem::take(rows).into_iter().collect();
+                    let mut map: imbl::OrdMap<ClusteringPrefix, Arc<Row>> = std::mem::take(rows).into_iter().collect();
                     map.insert(key, row);
                     *self = RowMap::Large(map);
                 }
@@ -90,9 +96,9 @@ impl RowMap {
     /// Keeps the rows for which `keep` returns true; `keep` may change them.
     pub fn retain(&mut self, mut keep: impl FnMut(&ClusteringPrefix, &mut Row) -> bool) {
         match self {
-            RowMap::Small(rows) => rows.retain_mut(|(k, row)| keep(k, row)),
+            RowMap::Small(rows) => rows.retain_mut(|(k, row)| keep(k, Arc::make_mut(row))),
             RowMap::Large(map) => {
-                *map = std::mem::take(map).into_iter().filter_map(|(k, mut row)| keep(&k, &mut row).then_some((k, row))).collect();
+                *map = std::mem::take(map).into_iter().filter_map(|(k, mut row)| keep(&k, Arc::make_mut(&mut row)).then_some((k, row))).collect();
             }
         }
     }
@@ -131,9 +137,9 @@ impl FromIterator<(ClusteringPrefix, Row)> for RowMap {
 /// An iterator over rows of a [`RowMap`] in key order.
 pub enum Rows<'a> {
     /// Over the vector form.
-    Small(std::slice::Iter<'a, (ClusteringPrefix, Row)>),
+    Small(std::slice::Iter<'a, (ClusteringPrefix, Arc<Row>)>),
     /// Over the map form.
-    Large(imbl::ordmap::RangedIter<'a, ClusteringPrefix, Row, imbl::shared_ptr::DefaultSharedPtr>),
+    Large(imbl::ordmap::RangedIter<'a, ClusteringPrefix, Arc<Row>, imbl::shared_ptr::DefaultSharedPtr>),
 }
 
 impl<'a> Iterator for Rows<'a> {
@@ -141,8 +147,8 @@ impl<'a> Iterator for Rows<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Rows::Small(iter) => iter.next().map(|(k, r)| (k, r)),
-            Rows::Large(iter) => iter.next(),
+            Rows::Small(iter) => iter.next().map(|(k, r)| (k, &**r)),
+            Rows::Large(iter) => iter.next().map(|(k, r)| (k, &**r)),
         }
     }
 }
