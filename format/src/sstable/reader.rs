@@ -265,12 +265,32 @@ impl SstableReader {
         start..end.max(start)
     }
 
-    /// The row index of a wide partition (empty for a partition in one block).
+    /// The row index of a wide partition (empty for a partition in one block), from the block
+    /// cache when it holds it.
     pub fn row_index(&self, entry: &PartitionIndexEntry) -> Result<Vec<RowIndexEntry>> {
+        self.row_index_filling(entry, false)
+    }
+
+    /// [`SstableReader::row_index`], entering the index's bytes into the block cache when
+    /// `fill_cache` (a point read into a wide partition then reads no file for its index). The
+    /// cache key is the index's file offset, in the row index section, so it never meets a data
+    /// block's.
+    fn row_index_filling(&self, entry: &PartitionIndexEntry, fill_cache: bool) -> Result<Vec<RowIndexEntry>> {
         let Some(r) = entry.row_index else { return Ok(Vec::new()) };
         let offset = self.footer.row_index.offset + r.offset;
         let len = usize::try_from(r.len).map_err(|_| io_error(offset, std::io::ErrorKind::InvalidData.into()))?;
-        decode_row_index(&read(&*self.source, offset, len)?, offset)
+        let file_id = self.footer.file_id;
+        let bytes = match self.cache.as_ref().and_then(|c| c.get(file_id, offset)) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = read(&*self.source, offset, len)?;
+                if let Some(cache) = self.cache.as_ref().filter(|_| fill_cache) {
+                    cache.insert(file_id, offset, bytes.clone());
+                }
+                bytes
+            }
+        };
+        decode_row_index(&bytes, offset)
     }
 
     /// Every distinct data block the indexes name, in file order (for tools and tests that walk
@@ -400,7 +420,7 @@ impl SstableStream {
             return Err(Error::InvalidStream(format!("partition {index} past the index")));
         };
         let (wide, blocks) = if p.has_row_index() {
-            let blocks = self.reader.row_index(&p.entry()?)?;
+            let blocks = self.reader.row_index_filling(&p.entry()?, self.plan.fill_cache)?;
             let n = blocks.len();
             (Some(blocks), n)
         } else {
