@@ -37,14 +37,23 @@ pub struct PartitionVersion {
     pub static_cells: Cells,
     /// Rows by clustering key.
     pub rows: RowMap,
-    /// Range tombstones in canonical form.
-    pub range_tombstones: Arc<RangeTombstoneList>,
+    /// Range tombstones in canonical form; `None` until the first (most partitions have none,
+    /// and an empty list behind an `Arc` would cost an allocation per partition).
+    range_tombstones: Option<Arc<RangeTombstoneList>>,
 }
 
+/// The range tombstones of a partition that has none.
+static NO_RANGE_TOMBSTONES: RangeTombstoneList = RangeTombstoneList::new();
+
 impl PartitionVersion {
+    /// The range tombstones, in canonical form.
+    pub fn range_tombstones(&self) -> &RangeTombstoneList {
+        self.range_tombstones.as_deref().unwrap_or(&NO_RANGE_TOMBSTONES)
+    }
+
     /// The tombstone covering the row at `key`: partition + range (R1.25).
     pub fn covering(&self, key: &ClusteringPrefix) -> Tombstone {
-        self.tombstone.max(self.range_tombstones.tombstone_at(&Position::at_row(key.clone())))
+        self.tombstone.max(self.range_tombstones().tombstone_at(&Position::at_row(key.clone())))
     }
 
     /// Applies an update with eager shadowing (R1.33).
@@ -65,7 +74,7 @@ impl PartitionVersion {
             self.static_cells.compact(self.tombstone, None, &NeverPurge);
         }
         for rt in &update.range_tombstones {
-            Arc::make_mut(&mut self.range_tombstones).insert(rt);
+            Arc::make_mut(self.range_tombstones.get_or_insert_with(Default::default)).insert(rt);
             let covering = self.tombstone.max(rt.tombstone);
             let lower = rt.start.prefix().clone();
             let covered: Vec<ClusteringPrefix> = self

@@ -109,9 +109,9 @@ impl PartitionReader {
                     };
                     self.phase = Phase::InRange;
                     self.row_from = Bound::Included(start.prefix().clone());
-                    let changes = self.version.range_tombstones.changes();
+                    let changes = self.version.range_tombstones().changes();
                     self.change = changes.partition_point(|c| c.position <= *start);
-                    let t = self.version.range_tombstones.tombstone_at(start);
+                    let t = self.version.range_tombstones().tombstone_at(start);
                     if t != self.active {
                         self.active = t;
                         return Some(rtc(start.clone(), t));
@@ -126,7 +126,7 @@ impl PartitionReader {
                         .map(|(k, r)| (Position::at_row(k.clone()), k, r))
                         .find(|(pos, _, _)| pos >= start)
                         .filter(|(pos, _, _)| pos < end);
-                    let change = self.version.range_tombstones.changes().get(self.change).filter(|c| c.position < *end);
+                    let change = self.version.range_tombstones().changes().get(self.change).filter(|c| c.position < *end);
                     match (row, change) {
                         (Some((row_pos, key, row)), change) if change.is_none_or(|c| row_pos < c.position) => {
                             self.row_from = Bound::Excluded(key.clone());

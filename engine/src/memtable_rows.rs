@@ -1,9 +1,10 @@
 //! The rows of one memtable partition, ordered by clustering key (DESIGN §3).
 //!
-//! A partition starts as a sorted vector and becomes a persistent B-tree (`imbl::OrdMap`) once it
-//! holds more than [`SMALL_ROWS`] rows. Why both: most partitions of a key-value workload hold one
-//! row, and a B-tree node is a fixed array of 16 entries (kilobytes for one row), allocated and
-//! zeroed per partition; a vector holds exactly its rows. A wide partition keeps the B-tree's
+//! A partition holds its first row inline, then a sorted vector, and becomes a persistent B-tree
+//! (`imbl::OrdMap`) once it holds more than [`SMALL_ROWS`] rows. Why: most partitions of a
+//! key-value workload hold one row, and a B-tree node is a fixed array of 16 entries (kilobytes
+//! for one row), allocated and zeroed per partition; the inline row costs no allocation and a
+//! vector holds exactly its rows. A wide partition keeps the B-tree's
 //! O(1) copy and O(log n) write, which is what the copy-on-write versions of the memtable need.
 //!
 //! Rows sit behind `Arc`s: copying a B-tree node on a write (the persistent map copies the nodes
@@ -26,7 +27,9 @@ pub const SMALL_ROWS: usize = 8;
 /// The rows of a partition by clustering key.
 #[derive(Debug, Clone)]
 pub enum RowMap {
-    /// Few rows, sorted by key.
+    /// One row (most partitions of a key-value table), held without a vector's allocation.
+    One([(ClusteringPrefix, Arc<Row>); 1]),
+    /// Few rows (or none), sorted by key.
     Small(Vec<(ClusteringPrefix, Arc<Row>)>),
     /// Many rows: a persistent map, cheap to copy.
     Large(imbl::OrdMap<ClusteringPrefix, Arc<Row>>),
@@ -42,8 +45,18 @@ impl RowMap {
     /// The number of rows.
     pub fn len(&self) -> usize {
         match self {
+            RowMap::One(_) => 1,
             RowMap::Small(rows) => rows.len(),
             RowMap::Large(map) => map.len(),
+        }
+    }
+
+    /// The rows of the vector forms, sorted by key.
+    fn sorted(&self) -> Option<&[(ClusteringPrefix, Arc<Row>)]> {
+        match self {
+            RowMap::One(one) => Some(one),
+            RowMap::Small(rows) => Some(rows),
+            RowMap::Large(_) => None,
         }
     }
 
@@ -54,9 +67,12 @@ impl RowMap {
 
     /// The row at `key`.
     pub fn get(&self, key: &ClusteringPrefix) -> Option<&Row> {
-        match self {
-            RowMap::Small(rows) => rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &*rows[i].1),
-            RowMap::Large(map) => map.get(key).map(|r| &**r),
+        match (self, self.sorted()) {
+            (RowMap::Large(map), _) => map.get(key).map(|r| &**r),
+            (_, rows) => {
+                let rows = rows.unwrap_or_default();
+                rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &*rows[i].1)
+            }
         }
     }
 
@@ -64,6 +80,14 @@ impl RowMap {
     pub fn insert(&mut self, key: ClusteringPrefix, row: Row) {
         let row = Arc::new(row);
         match self {
+            RowMap::Small(rows) if rows.is_empty() => *self = RowMap::One([(key, row)]),
+            RowMap::One([(k, r)]) if *k == key => *r = row,
+            RowMap::One(_) => {
+                if let RowMap::One([old]) = std::mem::take(self) {
+                    let pair = if old.0 < key { vec![old, (key, row)] } else { vec![(key, row), old] };
+                    *self = RowMap::Small(pair);
+                }
+            }
             RowMap::Small(rows) => match rows.binary_search_by(|(k, _)| k.cmp(&key)) {
                 Ok(i) => rows[i].1 = row,
                 Err(_) if rows.len() >= SMALL_ROWS => {
@@ -82,6 +106,8 @@ impl RowMap {
     /// Removes the row at `key`, if any.
     pub fn remove(&mut self, key: &ClusteringPrefix) {
         match self {
+            RowMap::One([(k, _)]) if k == key => *self = RowMap::default(),
+            RowMap::One(_) => {}
             RowMap::Small(rows) => {
                 if let Ok(i) = rows.binary_search_by(|(k, _)| k.cmp(key)) {
                     rows.remove(i);
@@ -96,9 +122,17 @@ impl RowMap {
     /// Keeps the rows for which `keep` returns true; `keep` may change them.
     pub fn retain(&mut self, mut keep: impl FnMut(&ClusteringPrefix, &mut Row) -> bool) {
         match self {
+            RowMap::One([(k, row)]) => {
+                if !keep(k, Arc::make_mut(row)) {
+                    *self = RowMap::default();
+                }
+            }
             RowMap::Small(rows) => rows.retain_mut(|(k, row)| keep(k, Arc::make_mut(row))),
             RowMap::Large(map) => {
-                *map = std::mem::take(map).into_iter().filter_map(|(k, mut row)| keep(&k, Arc::make_mut(&mut row)).then_some((k, row))).collect();
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .filter_map(|(k, mut row)| keep(&k, Arc::make_mut(&mut row)).then_some((k, row)))
+                    .collect();
             }
         }
     }
@@ -110,8 +144,10 @@ impl RowMap {
 
     /// The rows at or after (`Included`) or after (`Excluded`) `lower`, in key order.
     pub fn from(&self, lower: Bound<&ClusteringPrefix>) -> Rows<'_> {
-        match self {
-            RowMap::Small(rows) => {
+        match (self, self.sorted()) {
+            (RowMap::Large(map), _) => Rows::Large(map.range::<_, ClusteringPrefix>((lower, Bound::Unbounded))),
+            (_, rows) => {
+                let rows = rows.unwrap_or_default();
                 let start = match lower {
                     Bound::Unbounded => 0,
                     Bound::Included(key) => rows.partition_point(|(k, _)| k < key),
@@ -119,7 +155,6 @@ impl RowMap {
                 };
                 Rows::Small(rows[start..].iter())
             }
-            RowMap::Large(map) => Rows::Large(map.range::<_, ClusteringPrefix>((lower, Bound::Unbounded))),
         }
     }
 }
@@ -194,6 +229,14 @@ mod tests {
             }
         }
         assert!(matches!(rows, RowMap::Large(_)), "24 keys exceed the vector form");
+        let mut one = RowMap::default();
+        one.insert(key(5), row(1));
+        assert!(matches!(one, RowMap::One(_)));
+        one.insert(key(3), row(2));
+        assert_eq!(one.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![key(3), key(5)]);
+        one.remove(&key(3));
+        one.remove(&key(5));
+        assert!(one.is_empty());
         rows.retain(|_, r| r.tombstone.max().timestamp.0 % 2 == 0);
         model.retain(|_, ts| *ts % 2 == 0);
         assert_eq!(rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), model.keys().map(|&k| key(k)).collect::<Vec<_>>());

@@ -95,7 +95,7 @@ pub(crate) fn query(engine: &Engine, table: &Arc<Table>, query: &Query) -> Resul
         }
         for version in &single_versions {
             push_partition_tombstone(&mut covering, version.tombstone);
-            let changes = version.range_tombstones.changes();
+            let changes = version.range_tombstones().changes();
             for pair in changes.windows(2) {
                 if pair[0].tombstone.is_some() {
                     covering.push(RangeTombstone {

@@ -40,8 +40,8 @@ pub struct RangeTombstoneList {
 
 impl RangeTombstoneList {
     /// An empty list.
-    pub fn new() -> RangeTombstoneList {
-        RangeTombstoneList::default()
+    pub const fn new() -> RangeTombstoneList {
+        RangeTombstoneList { changes: Vec::new() }
     }
 
     /// Whether no range tombstone is held.
