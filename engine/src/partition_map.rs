@@ -28,9 +28,12 @@ const BUCKET_BITS: u32 = 12;
 /// The number of buckets (token ranges).
 pub const BUCKETS: usize = 1 << BUCKET_BITS;
 
+/// One token range's partitions, created on first use.
+type Bucket<V> = OnceLock<Box<SkipMap<DecoratedKey, V>>>;
+
 /// A concurrent ordered map from partition key to `V`.
 pub struct PartitionMap<V> {
-    buckets: Box<[OnceLock<Box<SkipMap<DecoratedKey, V>>>]>,
+    buckets: Box<[Bucket<V>]>,
     len: AtomicUsize,
 }
 
