@@ -1,15 +1,17 @@
-//! Where the sstable writer's finished data blocks go: compressed, given their trailer and
-//! appended to the sink, either right away on the writer's thread ([`BlockOutput::inline`]) or on
-//! a helper thread while the writer goes on encoding ([`BlockOutput::pipelined`]).
+//! Where the sstable writer's bytes go: finished data blocks compressed, given their trailer and
+//! appended to the sink, then the sections after them appended as they are, either right away on
+//! the writer's thread ([`BlockOutput::inline`]) or on a helper thread while the writer goes on
+//! encoding ([`BlockOutput::pipelined`]; the writer builds the bloom filter while the helper
+//! writes the indexes, for instance).
 //!
 //! Blocks are numbered in the order they are submitted (their sequence numbers, from 0); a
 //! block's [`BlockHandle`] (its file offset and stored length) is known once it and every block
 //! before it are compressed, since its offset is the sum of their stored lengths. The writer asks
 //! for handles by sequence number and keeps index entries waiting until they are known.
 //!
-//! Invariants: blocks reach the sink in submission order, each compressed and sealed by
-//! [`write_block`] at the offset the bytes before it put it, so the file's bytes are the same
-//! whichever way it is written. A failure of the sink (or of the helper thread) is never lost: it
+//! Invariants: blocks and sections reach the sink in submission order, each block compressed and
+//! sealed by [`write_block`] at the offset the bytes before it put it, so the file's bytes are the
+//! same whichever way it is written. A failure of the sink (or of the helper thread) is never lost: it
 //! is returned by the next call that collects handles, at the latest by [`BlockOutput::flush`],
 //! and after it the output accepts nothing more. Handles are forgotten only when the writer says
 //! it no longer needs them ([`BlockOutput::forget_before`]).
@@ -22,6 +24,8 @@
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
+
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::schema::Compression;
@@ -61,8 +65,16 @@ impl<S: SstableSink> BlockSealer<S> {
     }
 }
 
-/// Blocks for the helper thread, in order.
-type Batch = Vec<Vec<u8>>;
+/// What the helper thread writes, in order.
+enum Job {
+    /// A data block's content, to compress and seal.
+    Block(Vec<u8>),
+    /// Bytes to append as they are (a section after the blocks).
+    Raw(Bytes),
+}
+
+/// Jobs for the helper thread, in order.
+type Batch = Vec<Job>;
 
 /// A batch the helper thread wrote: the blocks' handles, and the batch for reuse.
 type Written = Result<(Vec<BlockHandle>, Batch)>;
@@ -96,6 +108,27 @@ pub(crate) struct BlockOutput<S> {
     /// Handles of blocks `base..base + handles.len()`.
     handles: VecDeque<BlockHandle>,
     base: u64,
+}
+
+impl<S: SstableSink> BlockSealer<S> {
+    /// Appends `bytes` as they are.
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.sink.append(bytes).map_err(io)?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the jobs of `batch`; returns the handles of its blocks.
+    fn run(&mut self, batch: &Batch) -> Result<Vec<BlockHandle>> {
+        let mut handles = Vec::with_capacity(batch.len());
+        for job in batch {
+            match job {
+                Job::Block(content) => handles.push(self.write(content)?),
+                Job::Raw(bytes) => self.append(bytes)?,
+            }
+        }
+        Ok(handles)
+    }
 }
 
 impl<S: SstableSink> BlockOutput<S> {
@@ -140,26 +173,38 @@ impl<S: SstableSink> BlockOutput<S> {
         }
     }
 
-    /// Waits until every submitted block is written and its handle known.
-    pub(crate) fn flush(&mut self) -> Result<()> {
+    /// Waits until every submitted block is written and its handle known; returns where the
+    /// blocks end (the file offset of what is appended next).
+    pub(crate) fn flush(&mut self) -> Result<u64> {
         match &mut self.mode {
-            Mode::Inline(_) => Ok(()),
+            Mode::Inline(sealer) => Ok(sealer.offset),
             Mode::Pipelined(pipeline) => {
                 pipeline.send()?;
-                pipeline.collect(&mut self.handles, true)
+                pipeline.collect(&mut self.handles, true)?;
+                Ok(self.handles.back().map_or(0, BlockHandle::end))
             }
         }
     }
 
-    /// Returns the sink and the bytes written to it, once every submitted block is written
-    /// ([`BlockOutput::flush`] first).
+    /// Appends `bytes` as they are after everything submitted (on the helper thread, which
+    /// starts on them at once, when pipelined).
+    pub(crate) fn append(&mut self, bytes: Bytes) -> Result<()> {
+        match &mut self.mode {
+            Mode::Inline(sealer) => sealer.append(&bytes),
+            Mode::Pipelined(pipeline) => {
+                pipeline.push(Job::Raw(bytes))?;
+                pipeline.send()
+            }
+        }
+    }
+
+    /// Waits until everything submitted and appended is written; returns the sink and the bytes
+    /// written to it.
     pub(crate) fn into_sink(self) -> Result<(S, u64)> {
         let sealer = match self.mode {
             Mode::Inline(sealer) => sealer,
             Mode::Pipelined(mut pipeline) => {
-                if pipeline.in_flight > 0 || !pipeline.batch.is_empty() {
-                    return Err(Error::Io("the sstable block writer still has blocks in flight".into()));
-                }
+                pipeline.send()?;
                 pipeline.queue = None;
                 pipeline.join()?
             }
@@ -179,10 +224,17 @@ impl<S: SstableSink + Send + 'static> BlockOutput<S> {
             .name("talus-sstable-compress".into())
             .spawn(move || {
                 for batch in batches {
-                    let handles: Result<Vec<BlockHandle>> = batch.iter().map(|content| sealer.write(content)).collect();
-                    let failed = handles.is_err();
-                    if done.send(handles.map(|h| (h, batch))).is_err() || failed {
-                        return Err(Error::Io("the sstable writer stopped".into()));
+                    match sealer.run(&batch) {
+                        Ok(handles) => {
+                            if done.send(Ok((handles, batch))).is_err() {
+                                return Err(Error::Io("the sstable writer stopped".into()));
+                            }
+                        }
+                        Err(e) => {
+                            // Reported to the writer now and by the join; nothing more is written.
+                            let _ = done.send(Err(e.clone()));
+                            return Err(e);
+                        }
                     }
                 }
                 Ok(sealer)
@@ -206,15 +258,24 @@ impl<S: SstableSink + Send + 'static> BlockOutput<S> {
 impl<S> Pipeline<S> {
     /// Adds the block in `content` to the batch, and sends the batch once it is full.
     fn submit(&mut self, content: &mut Vec<u8>) -> Result<()> {
-        if self.failed {
-            return Err(Error::Io("the sstable block writer has failed".into()));
-        }
         let spare = self.free_blocks.pop().unwrap_or_else(|| Vec::with_capacity(content.capacity()));
-        self.batch_bytes += content.len();
-        self.batch.push(std::mem::replace(content, spare));
+        self.push(Job::Block(std::mem::replace(content, spare)))?;
         if self.batch_bytes >= PIPELINE_BATCH_BYTES {
             self.send()?;
         }
+        Ok(())
+    }
+
+    /// Adds `job` to the batch.
+    fn push(&mut self, job: Job) -> Result<()> {
+        if self.failed {
+            return Err(Error::Io("the sstable block writer has failed".into()));
+        }
+        self.batch_bytes += match &job {
+            Job::Block(content) => content.len(),
+            Job::Raw(bytes) => bytes.len(),
+        };
+        self.batch.push(job);
         Ok(())
     }
 
@@ -248,9 +309,11 @@ impl<S> Pipeline<S> {
                     handles.extend(written);
                     // Buffers for about two batches are kept, whatever the block size.
                     let keep = 2 * batch.len();
-                    for mut content in batch.drain(..) {
-                        content.clear();
-                        self.free_blocks.push(content);
+                    for job in batch.drain(..) {
+                        if let Job::Block(mut content) = job {
+                            content.clear();
+                            self.free_blocks.push(content);
+                        }
                     }
                     self.free_blocks.truncate(keep);
                     self.free_batches.push(batch);

@@ -35,6 +35,7 @@ use crate::sstable::partition_index::{PartitionIndex, PartitionIndexBuilder};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
 use crate::time::GcTime;
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -209,10 +210,6 @@ pub struct SstableWriter<S: SstableSink> {
     row_index: Vec<u8>,
 }
 
-fn io(e: std::io::Error) -> Error {
-    Error::Io(e.to_string())
-}
-
 impl<S: SstableSink> SstableWriter<S> {
     /// A writer of file `file_id` (the generation every checksum is bound to) into `sink`; blocks
     /// are compressed and written on the caller's thread.
@@ -359,39 +356,43 @@ impl<S: SstableSink> SstableWriter<S> {
     pub fn finish(mut self, seal: SstableSeal) -> Result<(S, WrittenSstable)> {
         self.validator.finish()?;
         self.flush_block()?;
-        self.output.flush()?;
+        let mut offset = self.output.flush()?;
         self.index_written()?;
         if !self.waiting.is_empty() {
             return Err(Error::Io("partitions left unindexed after the last block".into()));
         }
-        let (mut sink, mut offset) = self.output.into_sink()?;
         let mut statistics = self.statistics.finish();
         statistics.commitlog_interval = seal.commitlog_interval;
         statistics.level = seal.level;
         statistics.run_id = seal.run_id;
         statistics.created_at = seal.created_at;
         statistics.data_size = self.data_size;
-        let mut sections = Vec::new();
         let mut footer = Footer { file_id: self.file_id, ..Footer::default() };
         let file_id = self.file_id;
-        let emit = |sink: &mut S, offset: &mut u64, bytes: &[u8], section: &mut Section| -> Result<()> {
-            *section = Section::describe(bytes, *offset, file_id);
-            sink.append(bytes).map_err(io)?;
+        let emit = |output: &mut BlockOutput<S>, offset: &mut u64, bytes: Bytes, section: &mut Section| -> Result<()> {
+            *section = Section::describe(&bytes, *offset, file_id);
             *offset += bytes.len() as u64;
-            Ok(())
+            output.append(bytes)
         };
-        emit(&mut sink, &mut offset, &self.row_index, &mut footer.row_index)?;
+        let output = &mut self.output;
+        // The indexes go first: a pipelined output writes them while the bloom filter is built.
+        emit(output, &mut offset, Bytes::from(std::mem::take(&mut self.row_index)), &mut footer.row_index)?;
         let index = self.index.finish(offset);
-        emit(&mut sink, &mut offset, index.bytes(), &mut footer.partition_index)?;
-        BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
-        emit(&mut sink, &mut offset, &sections, &mut footer.filter)?;
-        sections.clear();
-        statistics.encode(&mut sections);
-        emit(&mut sink, &mut offset, &sections, &mut footer.statistics)?;
-        sections.clear();
-        footer.encode(&mut sections);
-        sink.append(&sections).map_err(io)?;
-        let size = offset + sections.len() as u64;
+        emit(output, &mut offset, index.bytes().clone(), &mut footer.partition_index)?;
+        let mut filter = Vec::new();
+        BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut filter);
+        emit(output, &mut offset, Bytes::from(filter), &mut footer.filter)?;
+        let mut encoded = Vec::new();
+        statistics.encode(&mut encoded);
+        emit(output, &mut offset, Bytes::from(encoded), &mut footer.statistics)?;
+        let mut tail = Vec::new();
+        footer.encode(&mut tail);
+        let size = offset + tail.len() as u64;
+        output.append(Bytes::from(tail))?;
+        let (sink, written) = self.output.into_sink()?;
+        if written != size {
+            return Err(Error::Io(format!("wrote {written} byte(s), expected {size}")));
+        }
         Ok((sink, WrittenSstable { size, blocks: self.blocks, statistics, index }))
     }
 }
