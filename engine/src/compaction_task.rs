@@ -212,7 +212,8 @@ pub(crate) fn run(
     let streams: Vec<FragmentStream<'_>> = readers
         .iter()
         .map(|s| {
-            let mut stream = s.reader.stream(0..s.reader.partitions().len(), plan.clone(), counters.clone());
+            // The merge drops each fragment once written: fragments may share their blocks.
+            let mut stream = s.reader.stream(0..s.reader.partitions().len(), plan.clone(), counters.clone()).sharing_blocks();
             if let Some(ahead) = &ahead {
                 stream = stream.read_ahead(ahead);
             }

@@ -29,7 +29,7 @@ use crate::fragment::Fragment;
 use crate::partition_key::DecoratedKey;
 use crate::position::Position;
 use crate::range_tombstone::{RangeTombstone, RangeTombstoneChange};
-use crate::sstable::block::{decode_fragment, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
+use crate::sstable::block::{decode_fragment, decode_fragment_shared, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section, FOOTER_LEN};
 use crate::sstable::index::{decode_row_index, PartitionIndexEntry, RowIndexEntry};
@@ -329,6 +329,7 @@ impl SstableReader {
             current: None,
             last_block: None,
             ahead: None,
+            sharing: false,
             failed: false,
         }
     }
@@ -375,6 +376,8 @@ pub struct SstableStream {
     last_block: Option<(u64, Bytes)>,
     /// Where the blocks come from when they are read ahead ([`SstableStream::read_ahead`]).
     ahead: Option<AheadSlot>,
+    /// Whether fragments share their block's memory ([`SstableStream::sharing_blocks`]).
+    sharing: bool,
     failed: bool,
 }
 
@@ -397,6 +400,16 @@ impl SstableStream {
             let sequence = BlockSequence::new(reader, self.next..self.end, self.plan.static_row, self.plan.fill_cache, counters);
             self.ahead = Some(ahead.register(sequence));
         }
+        self
+    }
+
+    /// Has the stream's fragments hold their cell values and clustering keys as slices of the
+    /// block they were decoded from instead of copies (see
+    /// [`crate::sstable::block::decode_fragment_shared`]): cheaper, but a fragment kept alive keeps
+    /// its whole block (a few KiB) alive. For consumers that drop fragments soon, like a
+    /// compaction; the fragments are equal either way.
+    pub fn sharing_blocks(mut self) -> SstableStream {
+        self.sharing = true;
         self
     }
 
@@ -483,7 +496,8 @@ impl SstableStream {
                     }
                     continue;
                 }
-                let fragment = decode_fragment(content, pos, *offset)?;
+                let fragment =
+                    if self.sharing { decode_fragment_shared(content, pos, *offset)? } else { decode_fragment(content, pos, *offset)? };
                 match &fragment {
                     Fragment::StaticRow(_) if !self.plan.static_row => continue,
                     Fragment::PartitionEnd => self.current = None,

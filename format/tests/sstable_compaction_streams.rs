@@ -1,6 +1,7 @@
-//! Streams whose blocks a helper thread reads ahead ([`ReadAhead`]) return exactly the fragments,
-//! errors and counts of streams that read their own blocks, however they are interleaved, and go
-//! on by themselves when the read-ahead closes under them.
+//! Streams set up as a compaction reads its inputs return exactly what plain streams return:
+//! streams whose blocks a helper thread reads ahead ([`ReadAhead`]) give the same fragments,
+//! errors and counts however they are interleaved, and go on by themselves when the read-ahead
+//! closes under them; streams whose fragments share their blocks' memory give equal fragments.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -61,14 +62,14 @@ fn interleaved(streams: &mut [SstableStream], step: &[usize]) -> Vec<Vec<talus_f
 #[test]
 fn read_ahead_streams_return_what_plain_streams_return() {
     // Narrow partitions sharing blocks, partitions over many blocks, and a file of one block.
-    let readers = vec![file(1, 400, 2, 512), file(2, 60, 120, 256), file(3, 200, 10, 4096), file(4, 3, 1, 4096)];
+    let readers = [file(1, 400, 2, 512), file(2, 60, 120, 256), file(3, 200, 10, 4096), file(4, 3, 1, 4096)];
     let plain_counters = Arc::new(ReadCounters::default());
     let mut plain: Vec<SstableStream> = readers.iter().map(|r| whole(r, &plain_counters)).collect();
     let plain = interleaved(&mut plain, &[1]);
     for step in [vec![1], vec![1, 7, 3, 50], vec![1000]] {
         let counters = Arc::new(ReadCounters::default());
         let ahead = ReadAhead::start().unwrap();
-        let mut streams: Vec<SstableStream> = readers.iter().map(|r| whole(r, &counters).read_ahead(&ahead)).collect();
+        let mut streams: Vec<SstableStream> = readers.iter().map(|r| whole(r, &counters).read_ahead(&ahead).sharing_blocks()).collect();
         let got = interleaved(&mut streams, &step);
         // Every block came from the helper: no stream fell out of step with it.
         assert!(streams.iter().all(SstableStream::reads_ahead), "step {step:?}");
@@ -84,7 +85,7 @@ fn read_ahead_streams_return_what_plain_streams_return() {
 #[test]
 fn streams_go_on_alone_when_the_read_ahead_closes() {
     // Larger than the read-ahead's window, so the streams need blocks it never read.
-    let readers = vec![file(5, 3000, 8, 512), file(6, 3000, 8, 512)];
+    let readers = [file(5, 3000, 8, 512), file(6, 3000, 8, 512)];
     let plain: Vec<Vec<Fragment>> =
         readers.iter().map(|r| whole(r, &Arc::new(ReadCounters::default())).map(|f| f.unwrap()).collect()).collect();
     let ahead = ReadAhead::start().unwrap();
@@ -121,4 +122,21 @@ fn a_corrupt_block_fails_the_stream_where_a_plain_stream_fails() {
     let ahead = ReadAhead::start().unwrap();
     let got: Vec<_> = whole(&reader, &Arc::new(ReadCounters::default())).read_ahead(&ahead).collect();
     assert_eq!(plain, got);
+}
+
+#[test]
+fn fragments_sharing_their_blocks_equal_copied_ones() {
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        let options = SstableWriterOptions { block_size: 300, compression, bloom_false_positive_rate: 0.01 };
+        let mut writer = SstableWriter::new(Vec::new(), FILE_ID, options, SstableOrigin::Flush, TableId(4));
+        let fragments = sample_stream(9, 200, 30);
+        for f in &fragments {
+            writer.add(f).unwrap();
+        }
+        let bytes = Bytes::from(writer.finish(SstableSeal::at(GcTime(0))).unwrap().0);
+        let reader = Arc::new(SstableReader::open(Arc::new(bytes), Some(FILE_ID), None).unwrap());
+        let counters = Arc::new(ReadCounters::default());
+        let shared: Vec<Fragment> = whole(&reader, &counters).sharing_blocks().map(|f| f.unwrap()).collect();
+        assert_eq!(shared, fragments, "{compression:?}");
+    }
 }
