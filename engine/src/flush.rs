@@ -37,7 +37,7 @@ pub struct SstableFile<'a> {
 impl<'a> SstableFile<'a> {
     /// Creates the file of generation `generation` of `schema`'s table in `sst_dir`; with
     /// `pipelined`, its blocks are compressed and written by a helper thread
-    /// ([`crate::EngineOptions::pipelined_compression`]).
+    /// ([`crate::EngineOptions::pipelined_compression`]; inline when no thread can be started).
     pub fn create(
         fs: &'a dyn Fs,
         sst_dir: &'a Path,
@@ -48,19 +48,13 @@ impl<'a> SstableFile<'a> {
     ) -> Result<SstableFile<'a>> {
         let path = sst_dir.join(sstable_file_name(generation));
         let file = fs.open(&path, OpenMode::CreateNew).map_err(io_error(&path))?;
-        let (sink, options) = (FileSink::new(file), SstableWriterOptions::for_schema(schema));
-        let writer = if pipelined {
-            SstableWriter::pipelined(sink, generation, options, origin, schema.id).map_err(|e| sink_error(&path, e))
-        } else {
-            Ok(SstableWriter::new(sink, generation, options, origin, schema.id))
-        };
-        match writer {
-            Ok(writer) => Ok(SstableFile { fs, sst_dir, path, generation, writer: Some(writer) }),
-            Err(e) => {
-                let _ = fs.remove_file(&path);
-                Err(e)
-            }
-        }
+        let options = SstableWriterOptions::for_schema(schema);
+        // Without a helper thread (none could be started) the file is written inline: same bytes.
+        let writer = pipelined
+            .then(|| SstableWriter::pipelined(FileSink::new(file.clone()), generation, options, origin, schema.id).ok())
+            .flatten()
+            .unwrap_or_else(|| SstableWriter::new(FileSink::new(file), generation, options, origin, schema.id));
+        Ok(SstableFile { fs, sst_dir, path, generation, writer: Some(writer) })
     }
 
     /// The generation being written.

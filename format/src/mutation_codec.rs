@@ -357,9 +357,10 @@ impl<'a> Reader<'a> {
     fn owned_bytes(&mut self, what: &str) -> Result<Bytes> {
         let len = self.bytes(what)?.len();
         Ok(match self.shared {
+            _ if len == 0 => Bytes::new(),
             // Cannot panic: `shared` is `buf`, and `bytes` just took this range of it.
-            Some(shared) if len > 0 => shared.slice(self.pos - len..self.pos),
-            _ => Bytes::copy_from_slice(&self.buf[self.pos - len..self.pos]),
+            Some(shared) => shared.slice(self.pos - len..self.pos),
+            None => Bytes::copy_from_slice(&self.buf[self.pos - len..self.pos]),
         })
     }
 
