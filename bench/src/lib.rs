@@ -189,6 +189,12 @@ pub fn other_cores(before: Option<CpuTicks>) -> Option<f64> {
     (seconds > 0.0).then(|| others as f64 / 100.0 / seconds)
 }
 
+/// CPU seconds this process (all its threads) spent since `before`.
+pub fn own_cpu_seconds(before: Option<CpuTicks>) -> Option<f64> {
+    let (before, after) = (before?, cpu_ticks()?);
+    Some((after.own - before.own) as f64 / 100.0)
+}
+
 /// The closing note of a run during which other processes kept more than [`CONTENTION_CORES`]
 /// busy on average.
 pub fn run_contention_note(other_cores: Option<f64>, cores: usize) -> Option<String> {

@@ -67,18 +67,24 @@ impl<'a> MergedStream<'a> {
     }
 
     fn next_partition_start(&mut self) -> Result<Option<Fragment>> {
-        let mut best: Option<usize> = None;
+        // One pass: the inputs whose head is the smallest partition start so far, in input order.
+        self.members.clear();
         for i in 0..self.inputs.len() {
             self.inputs[i].fill()?;
             match &self.inputs[i].head {
                 None => {}
                 Some(Fragment::PartitionStart { key, .. }) => {
-                    let better = match best.and_then(|b| self.inputs[b].head.as_ref()) {
-                        Some(Fragment::PartitionStart { key: best_key, .. }) => key < best_key,
-                        _ => true,
+                    let order = match self.members.first().and_then(|&b| self.inputs[b].head.as_ref()) {
+                        Some(Fragment::PartitionStart { key: best_key, .. }) => key.cmp(best_key),
+                        _ => std::cmp::Ordering::Less,
                     };
-                    if better {
-                        best = Some(i);
+                    match order {
+                        std::cmp::Ordering::Less => {
+                            self.members.clear();
+                            self.members.push(i);
+                        }
+                        std::cmp::Ordering::Equal => self.members.push(i),
+                        std::cmp::Ordering::Greater => {}
                     }
                 }
                 Some(other) => {
@@ -86,25 +92,15 @@ impl<'a> MergedStream<'a> {
                 }
             }
         }
-        let Some(best) = best else { return Ok(None) };
-        let Some(Fragment::PartitionStart { key, mut tombstone }) = self.inputs[best].head.take() else {
+        let Some((&first, rest)) = self.members.split_first() else { return Ok(None) };
+        let Some(Fragment::PartitionStart { key, mut tombstone }) = self.inputs[first].head.take() else {
             return Err(Error::InvalidStream("merge: partition start vanished".into()));
         };
-        self.members.clear();
-        self.members.push(best);
-        for i in 0..self.inputs.len() {
-            if i == best {
-                continue;
-            }
-            if let Some(Fragment::PartitionStart { key: k, tombstone: t }) = &self.inputs[i].head {
-                if *k == key {
-                    tombstone.apply(*t);
-                    self.inputs[i].head = None;
-                    self.members.push(i);
-                }
+        for &i in rest {
+            if let Some(Fragment::PartitionStart { tombstone: t, .. }) = self.inputs[i].head.take() {
+                tombstone.apply(t);
             }
         }
-        self.members.sort_unstable();
         self.in_partition = true;
         self.rt.reset();
         Ok(Some(Fragment::PartitionStart { key, tombstone }))

@@ -37,6 +37,7 @@ use talus_compaction::strategy::{CompactionJob, JobKind, SstableInfo};
 use talus_compaction::{CompactedStream, CompactionPurpose, CompactionStats, GcPolicy, MergedStream};
 use talus_format::manifest::{ManifestEdit, SstableState};
 use talus_format::sstable::partition_index::PartitionIndex;
+use talus_format::sstable::read_ahead::ReadAhead;
 use talus_format::sstable::reader::{ReadCounters, ReadPlan};
 use talus_format::sstable::statistics::{CommitlogInterval, SstableOrigin};
 use talus_format::sstable::writer::SstableSeal;
@@ -205,10 +206,17 @@ pub(crate) fn run(
     let counters = Arc::new(ReadCounters::default());
     let failure: Failure = Arc::new(Mutex::new(None));
     let plan = Arc::new(ReadPlan { fill_cache: false, ..ReadPlan::full() });
+    // Input blocks are decompressed ahead by a helper thread (outputs are compressed by another,
+    // see `SstableFile::create`); without the thread (or the option) the merge reads them itself.
+    let ahead = if engine.inner.options.pipelined_compression { ReadAhead::start().ok() } else { None };
     let streams: Vec<FragmentStream<'_>> = readers
         .iter()
         .map(|s| {
-            let stream = s.reader.stream(0..s.reader.partitions().len(), plan.clone(), counters.clone());
+            // The merge drops each fragment once written: fragments may share their blocks.
+            let mut stream = s.reader.stream(0..s.reader.partitions().len(), plan.clone(), counters.clone()).sharing_blocks();
+            if let Some(ahead) = &ahead {
+                stream = stream.read_ahead(ahead);
+            }
             guarded((*s).clone(), Box::new(stream), &failure)
         })
         .collect();
@@ -216,6 +224,7 @@ pub(crate) fn run(
     let written = write_outputs(engine, table, job, interval, &mut compacted, progress);
     let stats = *compacted.stats();
     drop(compacted);
+    drop(ahead);
     if let Some(error) = settle_failure(engine, table, &failure) {
         return Err(error);
     }
@@ -302,7 +311,15 @@ fn write_outputs(
                 None => {
                     let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
                     run_id.get_or_insert(generation);
-                    current.insert(SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Compaction)?)
+                    let pipelined = inner.options.pipelined_compression;
+                    current.insert(SstableFile::create(
+                        fs,
+                        &inner.sst_dir,
+                        generation,
+                        &table.schema,
+                        SstableOrigin::Compaction,
+                        pipelined,
+                    )?)
                 }
             };
             out.add(&fragment)?;

@@ -8,7 +8,9 @@
 //! unfinished, or whose finish fails, is removed (best effort: a crash leaves it for the next
 //! open).
 //!
-//! Thread-safety: one writer per file; callers serialize flushes per table.
+//! Thread-safety: one writer per file; callers serialize flushes per table. A pipelined file is
+//! written by a helper thread too, which is joined before `finish` returns or the drop removes the
+//! file.
 
 use std::path::{Path, PathBuf};
 
@@ -33,11 +35,25 @@ pub struct SstableFile<'a> {
 }
 
 impl<'a> SstableFile<'a> {
-    /// Creates the file of generation `generation` of `schema`'s table in `sst_dir`.
-    pub fn create(fs: &'a dyn Fs, sst_dir: &'a Path, generation: u64, schema: &Schema, origin: SstableOrigin) -> Result<SstableFile<'a>> {
+    /// Creates the file of generation `generation` of `schema`'s table in `sst_dir`; with
+    /// `pipelined`, its blocks are compressed and written by a helper thread
+    /// ([`crate::EngineOptions::pipelined_compression`]; inline when no thread can be started).
+    pub fn create(
+        fs: &'a dyn Fs,
+        sst_dir: &'a Path,
+        generation: u64,
+        schema: &Schema,
+        origin: SstableOrigin,
+        pipelined: bool,
+    ) -> Result<SstableFile<'a>> {
         let path = sst_dir.join(sstable_file_name(generation));
         let file = fs.open(&path, OpenMode::CreateNew).map_err(io_error(&path))?;
-        let writer = SstableWriter::new(FileSink::new(file), generation, SstableWriterOptions::for_schema(schema), origin, schema.id);
+        let options = SstableWriterOptions::for_schema(schema);
+        // Without a helper thread (none could be started) the file is written inline: same bytes.
+        let writer = pipelined
+            .then(|| SstableWriter::pipelined(FileSink::new(file.clone()), generation, options, origin, schema.id).ok())
+            .flatten()
+            .unwrap_or_else(|| SstableWriter::new(FileSink::new(file), generation, options, origin, schema.id));
         Ok(SstableFile { fs, sst_dir, path, generation, writer: Some(writer) })
     }
 
@@ -58,6 +74,14 @@ impl<'a> SstableFile<'a> {
     /// Uncompressed data bytes written so far.
     pub fn data_size(&self) -> u64 {
         self.writer.as_ref().map_or(0, SstableWriter::data_size)
+    }
+
+    /// Appends every fragment of `fragments`, then finishes the file.
+    pub fn write_all(mut self, fragments: impl Iterator<Item = Result<Fragment>>, seal: SstableSeal) -> Result<WrittenSstable> {
+        for fragment in fragments {
+            self.add(&fragment?)?;
+        }
+        self.finish(seal)
     }
 
     /// Finishes the file, fsyncs it and its directory.
@@ -81,28 +105,12 @@ impl<'a> SstableFile<'a> {
 
 impl Drop for SstableFile<'_> {
     fn drop(&mut self) {
-        if self.writer.is_some() {
+        if let Some(writer) = self.writer.take() {
+            // First the writer, whose helper thread (if any) is joined and done with the file.
+            drop(writer);
             let _ = self.fs.remove_file(&self.path);
         }
     }
-}
-
-/// Writes generation `generation` of `schema`'s table into `sst_dir` from `fragments` and makes
-/// the file and its directory entry durable.
-pub fn write_sstable(
-    fs: &dyn Fs,
-    sst_dir: &Path,
-    generation: u64,
-    schema: &Schema,
-    origin: SstableOrigin,
-    fragments: impl Iterator<Item = Result<Fragment>>,
-    seal: SstableSeal,
-) -> Result<WrittenSstable> {
-    let mut out = SstableFile::create(fs, sst_dir, generation, schema, origin)?;
-    for fragment in fragments {
-        out.add(&fragment?)?;
-    }
-    out.finish(seal)
 }
 
 /// A writer error: sink failures are I/O errors on the file; anything else is the stream's fault.

@@ -29,7 +29,7 @@ use talus_format::GcTime;
 
 use crate::engine::{Engine, Inner, SealedMemtable, Table};
 use crate::error::Result;
-use crate::flush::{memtable_fragments, write_sstable};
+use crate::flush::{memtable_fragments, SstableFile};
 use crate::memtable::Memtable;
 use crate::options::EngineOptions;
 use crate::sstable_set::Sstable;
@@ -168,15 +168,10 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
         let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
         let interval = coverage.min.map(|start| CommitlogInterval { start, end: sealed.cut });
         let fs = &*inner.fs;
-        let written = write_sstable(
-            fs,
-            &inner.sst_dir,
-            generation,
-            &table.schema,
-            SstableOrigin::Flush,
-            memtable_fragments(memtable),
-            SstableSeal { commitlog_interval: interval, ..SstableSeal::at(GcTime::now()) },
-        )?;
+        let pipelined = inner.options.pipelined_compression;
+        let out = SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, pipelined)?;
+        let seal = SstableSeal { commitlog_interval: interval, ..SstableSeal::at(GcTime::now()) };
+        let written = out.write_all(memtable_fragments(memtable), seal)?;
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();
         let size = written.size;
         let opened = Sstable::open(fs, &inner.sst_dir, generation, table.schema.id, SstableState::Normal, Some(cache), Some(written.index));

@@ -336,7 +336,7 @@ pub fn scan_manifest(bytes: &[u8]) -> Result<ManifestScan> {
 
 /// Decodes the payload that spans `bytes[start..]`; error offsets are offsets in the file.
 fn decode_payload(bytes: &[u8], start: usize) -> Result<Vec<ManifestEdit>> {
-    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: start };
+    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: start, shared: None };
     let count = r.count("edit", MIN_EDIT_BYTES)?;
     let mut edits = Vec::with_capacity(count);
     for _ in 0..count {

@@ -92,7 +92,7 @@ pub fn encode_mutation(m: &Mutation, out: &mut Vec<u8>) {
 /// input, rows or cells out of order, broken type invariant or trailing byte is an
 /// [`Error::Corrupt`] naming the offset. Never panics.
 pub fn decode_mutation(bytes: &[u8]) -> Result<Mutation> {
-    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
+    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0, shared: None };
     let version = r.u8("version")?;
     if version != MUTATION_FORMAT_VERSION {
         return Err(r.corrupt(0, format!("unsupported format version {version} (expected {MUTATION_FORMAT_VERSION})")));
@@ -237,6 +237,9 @@ pub(crate) struct Reader<'a> {
     pub(crate) structure: &'static str,
     pub(crate) buf: &'a [u8],
     pub(crate) pos: usize,
+    /// When set, `buf` is exactly these bytes, and decoded values and clustering keys are slices
+    /// of them (no copy; they keep all of `buf` alive) instead of copies.
+    pub(crate) shared: Option<&'a Bytes>,
 }
 
 impl<'a> Reader<'a> {
@@ -350,19 +353,30 @@ impl<'a> Reader<'a> {
         Ok(Cells::from_sorted(cells))
     }
 
+    /// A length-prefixed byte string as [`Bytes`]: a slice of `shared` when set, else a copy.
+    fn owned_bytes(&mut self, what: &str) -> Result<Bytes> {
+        let len = self.bytes(what)?.len();
+        Ok(match self.shared {
+            _ if len == 0 => Bytes::new(),
+            // Cannot panic: `shared` is `buf`, and `bytes` just took this range of it.
+            Some(shared) => shared.slice(self.pos - len..self.pos),
+            None => Bytes::copy_from_slice(&self.buf[self.pos - len..self.pos]),
+        })
+    }
+
     pub(crate) fn cell(&mut self) -> Result<Cell> {
         let at = self.pos;
         match self.u8("cell tag")? {
             CELL_LIVE => {
                 let timestamp = Timestamp(self.i64("cell timestamp")?);
-                let value = Bytes::copy_from_slice(self.bytes("cell value")?);
+                let value = self.owned_bytes("cell value")?;
                 Ok(Cell::Live { timestamp, value })
             }
             CELL_EXPIRING => {
                 let timestamp = Timestamp(self.i64("cell timestamp")?);
                 let expiry = GcTime(self.i64("cell expiry")?);
                 let ttl = self.i32("cell ttl")?;
-                let value = Bytes::copy_from_slice(self.bytes("cell value")?);
+                let value = self.owned_bytes("cell value")?;
                 Ok(Cell::Expiring { timestamp, value, expiry, ttl })
             }
             CELL_DEAD => {
@@ -411,11 +425,7 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let count = self.varint(what)?;
         let count = u16::try_from(count).map_err(|_| self.corrupt(at, format!("{what} component count {count} over 65535")))?;
-        let bytes = match self.bytes(what)? {
-            [] => Bytes::new(),
-            bytes => Bytes::copy_from_slice(bytes),
-        };
-        Ok(ClusteringPrefix::from_encoded(bytes, count))
+        Ok(ClusteringPrefix::from_encoded(self.owned_bytes(what)?, count))
     }
 
     pub(crate) fn position(&mut self, what: &str) -> Result<Position> {
@@ -436,7 +446,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn read(bytes: &[u8]) -> Result<(u64, usize)> {
-        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
+        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0, shared: None };
         let v = r.varint("test")?;
         Ok((v, r.pos))
     }

@@ -101,7 +101,7 @@ pub fn encode_schema(schema: &Schema, out: &mut Vec<u8>) {
 /// beyond the input, invalid UTF-8, column id out of declaration order, schema the builder
 /// rejects or trailing byte is an [`Error::Corrupt`] naming the offset. Never panics.
 pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef> {
-    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
+    let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0, shared: None };
     let version = r.u8("version")?;
     if version != SCHEMA_FORMAT_VERSION {
         return Err(r.corrupt(0, format!("unsupported format version {version} (expected {SCHEMA_FORMAT_VERSION})")));

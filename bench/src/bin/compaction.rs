@@ -14,13 +14,17 @@
 //!    (16-byte keys, `--value-size`-byte values half random, keys drawn at random from a key space
 //!    of half the rows written, so the sstables overlap and the merge drops about half the rows)
 //!    with background flush and compaction off; then one [`Engine::compact_sstables`] of all of
-//!    them is timed: MB/s of input file bytes and of uncompressed input data. Next to it, on the
+//!    them is timed: MB/s of input file bytes and of uncompressed input data, and the CPU time
+//!    the process spent meanwhile. The compaction merges on one thread; with
+//!    [`EngineOptions::pipelined_compression`] (the default; `--serial` turns it off) a helper
+//!    thread decompresses its input blocks ahead and another compresses and writes its output
+//!    blocks, so it uses up to three threads and the report says how many. Next to it, on the
 //!    same blocks (read raw from the input files before the compaction, and from the output after):
 //!    zstd decompression of every input block plus compression of every output block at the
-//!    table's level, one reused context each, single-threaded (the compaction runs on one thread
-//!    too): the limit, in MB/s of input file bytes. A second limit decompresses every input block
-//!    and recompresses all of its content in chunks of the table's block size (the work when no
-//!    row is dropped);
+//!    table's level, one reused context each, single-threaded: the limit, in MB/s of input file
+//!    bytes (and its time against the compaction's CPU time, the share of the compaction's work
+//!    that is zstd). A second limit decompresses every input block and recompresses all of its
+//!    content in chunks of the table's block size (the work when no row is dropped);
 //! 2. amplification: for size-tiered and for leveled (parameters shrunk so they act at this scale:
 //!    `--stcs-min-sstable-mb`, `min_sstable_age` 0; `--lcs-sstable-mb`, fan-out 10), `--keys` keys
 //!    are written once (their tokens are random), then overwritten `--overwrites` times at random
@@ -61,8 +65,8 @@ use talus::sstable_set::{parse_sstable_file_name, sstable_file_name, SSTABLE_DIR
 use talus::sstable_source::open_sstable_source;
 use talus::{CompactionOptions, CompactionReport, CompactionTotals, Engine, EngineOptions};
 use talus_bench::{
-    contention, cpu_ticks, key, kv_schema_with, load_average, mark, other_cores, run_contention_note, target_dir, thousands, timed_passes, ZSTD,
-    value, warning, BoxError, SplitMix, CONTENTION_CORES, MB,
+    contention, cpu_ticks, key, kv_schema_with, load_average, mark, other_cores, own_cpu_seconds, run_contention_note, target_dir,
+    thousands, timed_passes, value, warning, BoxError, SplitMix, CONTENTION_CORES, MB, ZSTD,
 };
 
 /// Approximate uncompressed data bytes of one row besides its value (lengths, timestamp; the key
@@ -114,6 +118,9 @@ struct Args {
     /// calling `compact_pending` after each flush on the writing thread.
     #[arg(long)]
     background: bool,
+    /// Flush and compact on one thread each: `EngineOptions::pipelined_compression` off.
+    #[arg(long)]
+    serial: bool,
     /// Minimum seconds of each zstd limit measurement (repeated passes) [default: 1; --quick: 0.3].
     #[arg(long)]
     codec_seconds: Option<f64>,
@@ -147,6 +154,8 @@ struct Sizes {
     stcs_min_sstable_mb: u64,
     /// Background flush and compaction in the amplification workload.
     background: bool,
+    /// `EngineOptions::pipelined_compression` (off with `--serial`).
+    pipelined_compression: bool,
     /// Minimum seconds per zstd measurement.
     codec_seconds: f64,
 }
@@ -164,6 +173,7 @@ impl Sizes {
             lcs_sstable_mb: args.lcs_sstable_mb.unwrap_or(if q { 1 } else { 2 }),
             stcs_min_sstable_mb: args.stcs_min_sstable_mb,
             background: args.background,
+            pipelined_compression: !args.serial,
             codec_seconds: args.codec_seconds.unwrap_or(if q { 0.3 } else { 1.0 }),
         }
     }
@@ -182,7 +192,7 @@ fn schema_with(compaction: CompactionStrategy) -> SchemaRef {
 }
 
 /// Opens an engine in `dir`: `Periodic` durability, the given flush and compaction settings.
-fn open_engine(dir: &Path, background: bool, memtable_limit: usize) -> Result<Engine, BoxError> {
+fn open_engine(dir: &Path, sizes: &Sizes, background: bool, memtable_limit: usize) -> Result<Engine, BoxError> {
     let commitlog = CommitlogOptions { durability: Durability::Periodic(Duration::from_millis(100)), ..CommitlogOptions::default() };
     let defaults = EngineOptions::default();
     let options = EngineOptions {
@@ -190,6 +200,7 @@ fn open_engine(dir: &Path, background: bool, memtable_limit: usize) -> Result<En
         background_compaction: background,
         memtable_table_limit: memtable_limit,
         memtable_total_limit: defaults.memtable_total_limit.max(memtable_limit),
+        pipelined_compression: sizes.pipelined_compression,
         commitlog,
         ..defaults
     };
@@ -498,12 +509,17 @@ struct Compaction {
     data_mb_per_s: f64,
     /// Output file bytes per second, MB/s.
     output_file_mb_per_s: f64,
+    /// Threads the compaction ran on: the merging thread, and with pipelined compression a
+    /// read-ahead thread and a compression thread per output file (one at a time).
+    threads: u32,
+    /// CPU seconds the process spent during the compaction (all threads; 10 ms resolution).
+    cpu_seconds: Option<f64>,
     /// Cores other processes kept busy during the compaction.
     other_cores: Option<f64>,
 }
 
 impl Compaction {
-    fn of(report: &CompactionReport, wall: Duration, other_cores: Option<f64>) -> Compaction {
+    fn of(report: &CompactionReport, wall: Duration, pipelined: bool, cpu_seconds: Option<f64>, other_cores: Option<f64>) -> Compaction {
         let seconds = report.elapsed.as_secs_f64();
         Compaction {
             inputs: report.inputs.len(),
@@ -520,6 +536,8 @@ impl Compaction {
             file_mb_per_s: report.bytes_in as f64 / MB / seconds,
             data_mb_per_s: report.data_in as f64 / MB / seconds,
             output_file_mb_per_s: report.bytes_out as f64 / MB / seconds,
+            threads: if pipelined { 3 } else { 1 },
+            cpu_seconds,
             other_cores,
         }
     }
@@ -542,6 +560,9 @@ struct Throughput {
     recompress_limit_file_mb_per_s: f64,
     /// `compaction.file_mb_per_s` ÷ `recompress_limit_file_mb_per_s`.
     fraction_of_recompress_limit: f64,
+    /// The limit's seconds (decompression + compression) ÷ the compaction's CPU seconds: the
+    /// share of the compaction's CPU time that zstd's work would take.
+    zstd_share_of_cpu: Option<f64>,
     /// Whether `fraction_of_limit` reaches the goal.
     goal_met: bool,
 }
@@ -555,7 +576,7 @@ fn throughput(parent: &Path, sizes: &Sizes, warnings: &mut Vec<String>) -> Resul
         Compression::Zstd { level } => level,
         Compression::None | Compression::Lz4 => 0,
     };
-    let engine = open_engine(&dir, false, EngineOptions::default().memtable_table_limit)?;
+    let engine = open_engine(&dir, sizes, false, EngineOptions::default().memtable_table_limit)?;
     engine.create_table(schema.clone())?;
     let rows_per_flush = ((sizes.mb * MB) / (sizes.value_size + ROW_OVERHEAD) as f64).ceil().max(1.0) as u64;
     let key_space = (rows_per_flush * sizes.flushes / 2).max(1);
@@ -612,10 +633,10 @@ fn throughput(parent: &Path, sizes: &Sizes, warnings: &mut Vec<String>) -> Resul
     let (cpu, start) = (cpu_ticks(), Instant::now());
     let report = engine.compact_sstables(&table, &generations, CompactionOptions::default())?;
     let wall = start.elapsed();
-    let compaction = Compaction::of(&report, wall, other_cores(cpu));
+    let compaction = Compaction::of(&report, wall, sizes.pipelined_compression, own_cpu_seconds(cpu), other_cores(cpu));
     progress!(
-        "compacted {:.1} MB ({:.1} MB of data, {} rows) into {:.1} MB ({:.1} MB of data, {} rows) in {:.2} s: \
-         {:.1} MB/s of input file bytes, {:.1} MB/s of input data{}",
+        "compacted {:.1} MB ({:.1} MB of data, {} rows) into {:.1} MB ({:.1} MB of data, {} rows) in {:.2} s on {} thread{} \
+         ({} CPU s): {:.1} MB/s of input file bytes, {:.1} MB/s of input data{}",
         compaction.bytes_in as f64 / MB,
         compaction.data_in as f64 / MB,
         compaction.rows_in,
@@ -623,6 +644,9 @@ fn throughput(parent: &Path, sizes: &Sizes, warnings: &mut Vec<String>) -> Resul
         compaction.data_out as f64 / MB,
         compaction.rows_out,
         compaction.seconds,
+        compaction.threads,
+        if compaction.threads == 1 { "" } else { "s" },
+        compaction.cpu_seconds.map_or_else(|| "?".to_string(), |c| format!("{c:.2}")),
         compaction.file_mb_per_s,
         compaction.data_mb_per_s,
         contention(compaction.other_cores)
@@ -655,6 +679,10 @@ fn throughput(parent: &Path, sizes: &Sizes, warnings: &mut Vec<String>) -> Resul
     Ok(Throughput {
         build,
         fraction_of_recompress_limit: compaction.file_mb_per_s / recompress_limit_file_mb_per_s,
+        zstd_share_of_cpu: compaction
+            .cpu_seconds
+            .filter(|&c| c > 0.0)
+            .map(|c| (limit.decompress_seconds + limit.compress_output_seconds) / c),
         goal_met: fraction_of_limit >= GOAL,
         compaction,
         limit,
@@ -784,7 +812,7 @@ fn amplification(parent: &Path, sizes: &Sizes, mut run: Amplification) -> Result
     let schema = schema_with(run.compaction.clone().unwrap_or_else(CompactionStrategy::size_tiered));
     let table = schema.full_name();
     let memtable_limit = usize::try_from(sizes.memtable_mb << 20)?;
-    let engine = open_engine(&dir, sizes.background, memtable_limit)?;
+    let engine = open_engine(&dir, sizes, sizes.background, memtable_limit)?;
     engine.create_table(schema.clone())?;
     let sst_dir = dir.join(SSTABLE_DIR);
     progress!(
@@ -1025,7 +1053,7 @@ fn markdown(r: &Report) -> String {
     );
     row(
         format!(
-            "compaction of {} sstables: {} MB files ({} MB data, {} rows) → {} MB ({} MB data, {} rows) in {:.2} s",
+            "compaction of {} sstables: {} MB files ({} MB data, {} rows) → {} MB ({} MB data, {} rows) in {:.2} s, {}",
             c.inputs,
             mb(c.bytes_in),
             mb(c.data_in),
@@ -1033,7 +1061,8 @@ fn markdown(r: &Report) -> String {
             mb(c.bytes_out),
             mb(c.data_out),
             thousands(c.rows_out as f64),
-            c.seconds
+            c.seconds,
+            if c.threads == 1 { "1 thread".to_string() } else { format!("{} threads (merge; read-ahead; compression)", c.threads) }
         ),
         format!("{:.1} MB/s of input file bytes{}", c.file_mb_per_s, mark(c.other_cores)),
         format!("{:.1} MB/s (zstd -{}: decompress input + compress output)", t.limit_file_mb_per_s, l.level),
@@ -1045,6 +1074,14 @@ fn markdown(r: &Report) -> String {
         format!("{:.1} MB/s of input data", c.data_in as f64 / MB / (l.decompress_seconds + l.compress_output_seconds)),
         Some(t.fraction_of_limit),
     );
+    if let (Some(cpu), Some(share)) = (c.cpu_seconds, t.zstd_share_of_cpu) {
+        row(
+            "compaction CPU time (all threads) vs the zstd limit's time".into(),
+            format!("{cpu:.2} CPU s{}", mark(c.other_cores)),
+            format!("{:.2} s (zstd -{}: decompress input + compress output)", l.decompress_seconds + l.compress_output_seconds, l.level),
+            Some(share),
+        );
+    }
     row(
         format!("compaction vs decompress + recompress all input in {} B chunks", l.block_size),
         format!("{:.1} MB/s of input file bytes", c.file_mb_per_s),
@@ -1143,8 +1180,10 @@ fn markdown(r: &Report) -> String {
     );
     out.push_str(
         "MB = 10^6 bytes. The zstd limits are single-threaded with one reused context, over the compaction's own input blocks (read raw \
-         before it) and output blocks, at the table's level; the compaction runs on one thread too. The limit in MB/s of input file bytes \
-         = input file bytes ÷ (decompression time + compression time).\n",
+         before it) and output blocks, at the table's level. The limit in MB/s of input file bytes = input file bytes ÷ (decompression \
+         time + compression time). The compaction merges on one thread; with pipelined compression (the engine's default, off with \
+         `--serial`) one helper thread decompresses its input blocks ahead and another compresses and writes its output blocks, so its \
+         wall time can beat its CPU time; the CPU row gives the process's CPU time during the compaction (10 ms resolution).\n",
     );
     if let Some(others) = r.machine.other_cores {
         out.push_str(&format!(

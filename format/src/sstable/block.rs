@@ -92,7 +92,17 @@ pub fn encode_fragment(fragment: &Fragment, out: &mut Vec<u8>) {
 /// Decodes the fragment record at `*pos` of a block's content, advancing `*pos`. Errors name
 /// `block_offset` (the block's file offset) and the byte inside the content.
 pub fn decode_fragment(content: &[u8], pos: &mut usize, block_offset: u64) -> Result<Fragment> {
-    let mut r = Reader { structure: STRUCTURE, buf: content, pos: *pos };
+    decode_with(Reader { structure: STRUCTURE, buf: content, pos: *pos, shared: None }, pos, block_offset)
+}
+
+/// [`decode_fragment`], but the fragment's cell values and clustering keys are slices of
+/// `content` instead of copies: cheaper, but while any of them lives the whole block stays in
+/// memory (for consumers that drop fragments soon, like a compaction).
+pub fn decode_fragment_shared(content: &Bytes, pos: &mut usize, block_offset: u64) -> Result<Fragment> {
+    decode_with(Reader { structure: STRUCTURE, buf: content, pos: *pos, shared: Some(content) }, pos, block_offset)
+}
+
+fn decode_with(mut r: Reader<'_>, pos: &mut usize, block_offset: u64) -> Result<Fragment> {
     let fragment = read_fragment(&mut r).map_err(|e| at_block(e, block_offset))?;
     *pos = r.pos;
     Ok(fragment)
@@ -105,7 +115,7 @@ pub fn decode_partition_start<'a>(content: &'a [u8], pos: &mut usize, block_offs
     if content.get(*pos) != Some(&TAG_PARTITION_START) {
         return Ok(None);
     }
-    let mut r = Reader { structure: STRUCTURE, buf: content, pos: *pos + 1 };
+    let mut r = Reader { structure: STRUCTURE, buf: content, pos: *pos + 1, shared: None };
     let start = read_partition_start(&mut r).map_err(|e| at_block(e, block_offset))?;
     *pos = r.pos;
     Ok(Some(start))

@@ -177,7 +177,7 @@ impl BloomFilter {
 
     /// Decodes exactly one encoded filter (the whole filter section).
     pub fn decode(bytes: &[u8]) -> Result<BloomFilter> {
-        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
+        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0, shared: None };
         let version = r.u8("version")?;
         if version != BLOOM_FORMAT_VERSION {
             return Err(r.corrupt(0, format!("unsupported version {version} (expected {BLOOM_FORMAT_VERSION})")));

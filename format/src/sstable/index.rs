@@ -235,7 +235,7 @@ pub fn encode_row_index(entries: &[RowIndexEntry], out: &mut Vec<u8>) {
 
 /// Decodes one partition's row index found at file offset `offset`.
 pub fn decode_row_index(bytes: &[u8], offset: u64) -> Result<Vec<RowIndexEntry>> {
-    let mut r = Reader { structure: ROW_INDEX, buf: bytes, pos: 0 };
+    let mut r = Reader { structure: ROW_INDEX, buf: bytes, pos: 0, shared: None };
     let entries = read_row_index(&mut r).map_err(|e| shift(e, offset))?;
     if r.remaining() != 0 {
         return Err(shift(r.corrupt(r.pos, format!("{} trailing byte(s)", r.remaining())), offset));

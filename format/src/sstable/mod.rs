@@ -10,6 +10,7 @@
 //! file, or reads it through the `Fs` trait) and an optional [`BlockCache`].
 
 pub mod block;
+mod block_output;
 pub mod bloom;
 pub mod clip;
 pub mod drop_time_histogram;
@@ -17,6 +18,7 @@ pub mod footer;
 pub mod index;
 pub mod partition_index;
 mod partition_summary;
+pub mod read_ahead;
 pub mod reader;
 pub mod statistics;
 mod token_search;

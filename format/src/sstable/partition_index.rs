@@ -81,7 +81,7 @@ impl PartitionIndex {
     /// `section_offset`. Errors are [`crate::Error::Corrupt`] with the file offset of the bad
     /// field (the rules of `docs/format.md`).
     pub fn decode(bytes: Bytes, section_offset: u64) -> Result<PartitionIndex> {
-        let mut r = Reader { structure: PARTITION_INDEX, buf: &bytes, pos: 0 };
+        let mut r = Reader { structure: PARTITION_INDEX, buf: &bytes, pos: 0, shared: None };
         let n = r.count("partition entry", MIN_PARTITION_ENTRY_BYTES).map_err(|e| shift(e, section_offset))?;
         let mut slots: Vec<Slot> = Vec::with_capacity(n);
         let mut reach = Reach::default();
@@ -321,7 +321,7 @@ impl IndexedPartition<'_> {
     /// when the index was decoded, so this fails only if memory changed under it).
     pub fn entry(&self) -> Result<PartitionIndexEntry> {
         let index = self.index;
-        let mut r = Reader { structure: PARTITION_INDEX, buf: &index.bytes, pos: self.slot.tail };
+        let mut r = Reader { structure: PARTITION_INDEX, buf: &index.bytes, pos: self.slot.tail, shared: None };
         let tail = read_entry_tail(&mut r, self.slot.flags).map_err(|e| shift(e, index.section_offset))?;
         Ok(PartitionIndexEntry {
             key: self.key(),

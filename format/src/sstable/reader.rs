@@ -29,11 +29,12 @@ use crate::fragment::Fragment;
 use crate::partition_key::DecoratedKey;
 use crate::position::Position;
 use crate::range_tombstone::{RangeTombstone, RangeTombstoneChange};
-use crate::sstable::block::{decode_fragment, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
+use crate::sstable::block::{decode_fragment, decode_fragment_shared, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section, FOOTER_LEN};
 use crate::sstable::index::{decode_row_index, PartitionIndexEntry, RowIndexEntry};
 use crate::sstable::partition_index::{IndexedPartition, PartitionIndex};
+use crate::sstable::read_ahead::{AheadSlot, BlockSequence, ReadAhead};
 use crate::sstable::statistics::Statistics;
 use crate::sstable::{BlockCache, SstableSource};
 use crate::tombstone::Tombstone;
@@ -314,7 +315,7 @@ impl SstableReader {
     }
 
     /// [`SstableReader::block`]; a block read from the file enters the cache only if `fill_cache`.
-    fn block_filling(&self, handle: BlockHandle, counters: &ReadCounters, fill_cache: bool) -> Result<Bytes> {
+    pub(crate) fn block_filling(&self, handle: BlockHandle, counters: &ReadCounters, fill_cache: bool) -> Result<Bytes> {
         counters.blocks_read.fetch_add(1, atomic::Ordering::Relaxed);
         if let Some(content) = self.cache.as_ref().and_then(|c| c.get(self.footer.file_id, handle.offset)) {
             counters.block_cache_hits.fetch_add(1, atomic::Ordering::Relaxed);
@@ -347,6 +348,8 @@ impl SstableReader {
             counters,
             current: None,
             last_block: None,
+            ahead: None,
+            sharing: false,
             failed: false,
         }
     }
@@ -391,6 +394,10 @@ pub struct SstableStream {
     current: Option<PartitionCursor>,
     /// The last block read, reused by the next partition that starts in it.
     last_block: Option<(u64, Bytes)>,
+    /// Where the blocks come from when they are read ahead ([`SstableStream::read_ahead`]).
+    ahead: Option<AheadSlot>,
+    /// Whether fragments share their block's memory ([`SstableStream::sharing_blocks`]).
+    sharing: bool,
     failed: bool,
 }
 
@@ -404,13 +411,50 @@ fn end_of(last: &Position) -> Position {
 }
 
 impl SstableStream {
+    /// Has `ahead`'s helper thread read and decompress this stream's blocks ahead of it, when the
+    /// plan reads every block (a compaction's); otherwise the stream is returned as it is. The
+    /// fragments are the same either way (see [`crate::sstable::read_ahead`]).
+    pub fn read_ahead(mut self, ahead: &ReadAhead) -> SstableStream {
+        if self.reads_every_block && self.current.is_none() && self.last_block.is_none() {
+            let (reader, counters) = (self.reader.clone(), self.counters.clone());
+            let sequence = BlockSequence::new(reader, self.next..self.end, self.plan.static_row, self.plan.fill_cache, counters);
+            self.ahead = Some(ahead.register(sequence));
+        }
+        self
+    }
+
+    /// Has the stream's fragments hold their cell values and clustering keys as slices of the
+    /// block they were decoded from instead of copies (see
+    /// [`crate::sstable::block::decode_fragment_shared`]): cheaper, but a fragment kept alive keeps
+    /// its whole block (a few KiB) alive. For consumers that drop fragments soon, like a
+    /// compaction; the fragments are equal either way.
+    pub fn sharing_blocks(mut self) -> SstableStream {
+        self.sharing = true;
+        self
+    }
+
+    /// Whether the stream still takes its blocks from a read-ahead (it leaves it when out of step
+    /// with it, on an error, or once it closes).
+    pub fn reads_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
     fn load(&mut self, handle: BlockHandle) -> Result<Bytes> {
         if let Some((offset, content)) = &self.last_block {
             if *offset == handle.offset {
                 return Ok(content.clone());
             }
         }
-        let content = self.reader.block_filling(handle, &self.counters, self.plan.fill_cache)?;
+        let ahead = self.ahead.as_ref().and_then(AheadSlot::next);
+        let content = match ahead {
+            Some(Ok((offset, content))) if offset == handle.offset => content,
+            // Out of step with the helper, a failure of the helper's read (the stream meets it
+            // again where it would have), or the helper stopped: read every block from here on.
+            _ => {
+                self.ahead = None;
+                self.reader.block_filling(handle, &self.counters, self.plan.fill_cache)?
+            }
+        };
         self.last_block = Some((handle.offset, content.clone()));
         Ok(content)
     }
@@ -472,7 +516,8 @@ impl SstableStream {
                     }
                     continue;
                 }
-                let fragment = decode_fragment(content, pos, *offset)?;
+                let fragment =
+                    if self.sharing { decode_fragment_shared(content, pos, *offset)? } else { decode_fragment(content, pos, *offset)? };
                 match &fragment {
                     Fragment::StaticRow(_) if !self.plan.static_row => continue,
                     Fragment::PartitionEnd => self.current = None,

@@ -240,7 +240,7 @@ impl Statistics {
     /// Decodes a statistics section spanning all of `bytes`, checking every invariant of the
     /// module documentation. Never panics.
     pub fn decode(bytes: &[u8]) -> Result<Statistics> {
-        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0 };
+        let mut r = Reader { structure: STRUCTURE, buf: bytes, pos: 0, shared: None };
         let version = r.u8("version")?;
         if version != STATISTICS_FORMAT_VERSION {
             return Err(r.corrupt(0, format!("unsupported format version {version} (expected {STATISTICS_FORMAT_VERSION})")));

@@ -11,21 +11,32 @@
 //! row share a block and every block of a wide partition has a first and last position. A wide
 //! partition's last block is cut right after its end, so its row index is complete at that point.
 //!
-//! Thread-safety: a writer is owned by one thread.
+//! Block handles: a block's file offset depends on the stored length of every block before it, so
+//! the writer numbers blocks as it cuts them and refers to them by number until its block output
+//! (`block_output.rs`) reports their handles. A finished partition waits in a queue, in stream
+//! order, until the blocks it names are written; only then is its row index encoded and its entry
+//! added to the partition index, so both come out exactly as if every block were written at once.
+//!
+//! Thread-safety: a writer is owned by one thread. A writer made by [`SstableWriter::pipelined`]
+//! compresses and appends its blocks on a helper thread (see `block_output.rs`); the bytes written
+//! are the same.
 
 use crate::error::{Error, Result};
 use crate::fragment::{Fragment, StreamValidator};
 use crate::fs::FsFile;
 use crate::schema::TableId;
 use crate::schema::{Compression, Schema};
-use crate::sstable::block::{encode_fragment, write_block, BlockHandle};
+use crate::sstable::block::{encode_fragment, BlockHandle};
+use crate::sstable::block_output::BlockOutput;
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section};
-use crate::sstable::index::{encode_row_index, PartitionIndexEntry, RowIndexRef};
+use crate::sstable::index::{encode_row_index, PartitionIndexEntry, RowIndexEntry, RowIndexRef};
 use crate::sstable::partition_index::{PartitionIndex, PartitionIndexBuilder};
 use crate::sstable::partition_summary::PartitionSummary;
 use crate::sstable::statistics::{CommitlogInterval, SstableOrigin, Statistics, StatisticsCollector};
 use crate::time::GcTime;
+use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// How an sstable is written.
@@ -140,71 +151,90 @@ pub struct WrittenSstable {
     pub index: PartitionIndex,
 }
 
-/// The partition being written.
+/// A block named by sequence number until its handle is known: the writer's placeholder handle
+/// has the number as its offset and length 0.
+fn placeholder(seq: u64) -> BlockHandle {
+    BlockHandle { offset: seq, len: 0 }
+}
+
+/// The partition being written; its entry's block is a [`placeholder`].
 struct OpenPartition {
     entry: PartitionIndexEntry,
     summary: PartitionSummary,
 }
 
 impl OpenPartition {
-    /// The partition's index entry, completed with what its fragments showed.
-    fn into_entry(self, row_index: Option<RowIndexRef>) -> PartitionIndexEntry {
+    /// The finished partition, completed with what its fragments showed; `last_block` is the
+    /// number of the last block it names.
+    fn finish(self, last_block: u64) -> FinishedPartition {
         let s = self.summary;
-        PartitionIndexEntry {
+        let entry = PartitionIndexEntry {
             has_static_row: s.has_static_row,
             clustering: s.clustering,
             max_timestamp: s.max_timestamp,
             range_tombstones: s.range_tombstones,
-            row_index,
+            row_index: None,
             ..self.entry
-        }
+        };
+        FinishedPartition { entry, row_index: s.row_index, last_block }
     }
+}
+
+/// A finished partition waiting for the handles of its blocks: its entry's block and its row
+/// index entries' blocks are [`placeholder`]s.
+struct FinishedPartition {
+    entry: PartitionIndexEntry,
+    /// The row index of a partition spread over several blocks (empty otherwise).
+    row_index: Vec<RowIndexEntry>,
+    last_block: u64,
 }
 
 /// Writes one sstable.
 pub struct SstableWriter<S: SstableSink> {
-    sink: S,
+    output: BlockOutput<S>,
     file_id: u64,
     options: SstableWriterOptions,
-    /// Bytes written to the sink so far: the offset of the pending block.
-    offset: u64,
     block: Vec<u8>,
-    scratch: Vec<u8>,
+    /// Blocks cut so far: the number of the pending block.
     blocks: u64,
-    /// Uncompressed bytes of the blocks written.
+    /// Uncompressed bytes of the blocks cut.
     data_size: u64,
     validator: StreamValidator,
     statistics: StatisticsCollector,
     /// The partition index as it grows.
     index: PartitionIndexBuilder,
-    /// Finished entries of partitions that start in the pending block: encoded once it is written
-    /// and its length known.
-    pending: Vec<PartitionIndexEntry>,
+    /// Finished partitions, in stream order, whose blocks are not all written yet.
+    waiting: VecDeque<FinishedPartition>,
     open: Option<OpenPartition>,
     hashes: Vec<u64>,
     row_index: Vec<u8>,
 }
 
-fn io(e: std::io::Error) -> Error {
-    Error::Io(e.to_string())
-}
-
 impl<S: SstableSink> SstableWriter<S> {
-    /// A writer of file `file_id` (the generation every checksum is bound to) into `sink`.
+    /// A writer of file `file_id` (the generation every checksum is bound to) into `sink`; blocks
+    /// are compressed and written on the caller's thread.
     pub fn new(sink: S, file_id: u64, options: SstableWriterOptions, origin: SstableOrigin, table: TableId) -> SstableWriter<S> {
+        SstableWriter::with_output(BlockOutput::inline(sink, file_id, options.compression), file_id, options, origin, table)
+    }
+
+    fn with_output(
+        output: BlockOutput<S>,
+        file_id: u64,
+        options: SstableWriterOptions,
+        origin: SstableOrigin,
+        table: TableId,
+    ) -> SstableWriter<S> {
         SstableWriter {
-            sink,
+            output,
             file_id,
             options,
-            offset: 0,
             block: Vec::with_capacity(options.block_size + options.block_size / 4),
-            scratch: Vec::new(),
             blocks: 0,
             data_size: 0,
             validator: StreamValidator::new(),
             statistics: StatisticsCollector::new(origin, table),
             index: PartitionIndexBuilder::new(),
-            pending: Vec::new(),
+            waiting: VecDeque::new(),
             open: None,
             hashes: Vec::new(),
             row_index: Vec::new(),
@@ -234,7 +264,7 @@ impl<S: SstableSink> SstableWriter<S> {
                 let entry = PartitionIndexEntry {
                     key: key.clone(),
                     tombstone: *tombstone,
-                    block: BlockHandle { offset: self.offset, len: 0 },
+                    block: placeholder(self.blocks),
                     offset_in_block: u32::try_from(offset_in_block).unwrap_or(u32::MAX),
                     has_static_row: false,
                     clustering: None,
@@ -247,17 +277,17 @@ impl<S: SstableSink> SstableWriter<S> {
             Fragment::PartitionEnd => {
                 let Some(p) = self.open.take() else { return Err(Error::InvalidStream("partition end outside a partition".into())) };
                 if p.summary.row_index.is_empty() {
-                    self.pending.push(p.into_entry(None));
+                    let start = p.entry.block.offset;
+                    self.waiting.push_back(p.finish(start));
                 } else {
                     // A wide partition: its last block ends here, so the row index is complete.
                     self.open = Some(p);
                     self.flush_block()?;
                     let Some(p) = self.open.take() else { return Err(Error::InvalidStream("lost the open partition".into())) };
-                    let offset = self.row_index.len() as u64;
-                    encode_row_index(&p.summary.row_index, &mut self.row_index);
-                    let len = self.row_index.len() as u64 - offset;
-                    self.index_entry(&p.into_entry(Some(RowIndexRef { offset, len })));
+                    let last = self.blocks - 1;
+                    self.waiting.push_back(p.finish(last));
                 }
+                self.index_written()?;
             }
             other => self.open_partition()?.summary.observe(other),
         }
@@ -268,36 +298,53 @@ impl<S: SstableSink> SstableWriter<S> {
         self.open.as_mut().ok_or_else(|| Error::InvalidStream("fragment outside a partition".into()))
     }
 
-    /// Writes the pending block and records it in the indexes.
+    /// Hands the pending block to the output and ends it in the open partition's row index.
     fn flush_block(&mut self) -> Result<()> {
         if self.block.is_empty() {
             return Ok(());
         }
-        self.scratch.clear();
-        let handle = write_block(&self.block, self.options.compression, self.file_id, self.offset, &mut self.scratch);
-        self.sink.append(&self.scratch).map_err(io)?;
-        self.offset += self.scratch.len() as u64;
-        self.blocks += 1;
         self.data_size += self.block.len() as u64;
-        self.block.clear();
-        let mut pending = std::mem::take(&mut self.pending);
-        for mut entry in pending.drain(..) {
-            entry.block.len = handle.len;
-            self.index_entry(&entry);
-        }
-        self.pending = pending;
+        self.output.submit(&mut self.block)?;
+        let seq = self.blocks;
+        self.blocks += 1;
         if let Some(p) = &mut self.open {
-            if p.entry.block.offset == handle.offset {
-                p.entry.block.len = handle.len;
-            }
-            p.summary.end_block(handle);
+            p.summary.end_block(placeholder(seq));
         }
+        self.index_written()
+    }
+
+    /// Indexes the waiting partitions whose blocks are all written, in order; then forgets the
+    /// handles no partition needs any more.
+    fn index_written(&mut self) -> Result<()> {
+        let written = self.output.written();
+        while self.waiting.front().is_some_and(|p| p.last_block < written) {
+            let Some(p) = self.waiting.pop_front() else { break };
+            self.index_partition(p)?;
+        }
+        let needed = self.waiting.front().map(|p| &p.entry).or(self.open.as_ref().map(|p| &p.entry)).map_or(written, |e| e.block.offset);
+        self.output.forget_before(needed);
         Ok(())
     }
 
-    /// Appends a finished entry to the partition index.
-    fn index_entry(&mut self, entry: &PartitionIndexEntry) {
-        self.index.push(entry);
+    /// Resolves the block handles of `p` and adds it to the indexes.
+    fn index_partition(&mut self, p: FinishedPartition) -> Result<()> {
+        let FinishedPartition { mut entry, mut row_index, .. } = p;
+        let output = &self.output;
+        let resolve = |handle: &mut BlockHandle| -> Result<()> {
+            *handle = output.handle(handle.offset).ok_or_else(|| Error::Io(format!("block {} has no handle", handle.offset)))?;
+            Ok(())
+        };
+        resolve(&mut entry.block)?;
+        if !row_index.is_empty() {
+            for r in &mut row_index {
+                resolve(&mut r.block)?;
+            }
+            let offset = self.row_index.len() as u64;
+            encode_row_index(&row_index, &mut self.row_index);
+            entry.row_index = Some(RowIndexRef { offset, len: self.row_index.len() as u64 - offset });
+        }
+        self.index.push(&entry);
+        Ok(())
     }
 
     /// Uncompressed data bytes written so far (compaction cuts its outputs by it).
@@ -309,33 +356,66 @@ impl<S: SstableSink> SstableWriter<S> {
     pub fn finish(mut self, seal: SstableSeal) -> Result<(S, WrittenSstable)> {
         self.validator.finish()?;
         self.flush_block()?;
+        let mut offset = self.output.flush()?;
+        self.index_written()?;
+        if !self.waiting.is_empty() {
+            return Err(Error::Io("partitions left unindexed after the last block".into()));
+        }
         let mut statistics = self.statistics.finish();
         statistics.commitlog_interval = seal.commitlog_interval;
         statistics.level = seal.level;
         statistics.run_id = seal.run_id;
         statistics.created_at = seal.created_at;
         statistics.data_size = self.data_size;
-        let mut sections = Vec::new();
         let mut footer = Footer { file_id: self.file_id, ..Footer::default() };
         let file_id = self.file_id;
-        let emit = |sink: &mut S, offset: &mut u64, bytes: &[u8], section: &mut Section| -> Result<()> {
-            *section = Section::describe(bytes, *offset, file_id);
-            sink.append(bytes).map_err(io)?;
+        let emit = |output: &mut BlockOutput<S>, offset: &mut u64, bytes: Bytes, section: &mut Section| -> Result<()> {
+            *section = Section::describe(&bytes, *offset, file_id);
             *offset += bytes.len() as u64;
-            Ok(())
+            output.append(bytes)
         };
-        emit(&mut self.sink, &mut self.offset, &self.row_index, &mut footer.row_index)?;
-        let index = self.index.finish(self.offset);
-        emit(&mut self.sink, &mut self.offset, index.bytes(), &mut footer.partition_index)?;
-        BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut sections);
-        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.filter)?;
-        sections.clear();
-        statistics.encode(&mut sections);
-        emit(&mut self.sink, &mut self.offset, &sections, &mut footer.statistics)?;
-        sections.clear();
-        footer.encode(&mut sections);
-        self.sink.append(&sections).map_err(io)?;
-        let size = self.offset + sections.len() as u64;
-        Ok((self.sink, WrittenSstable { size, blocks: self.blocks, statistics, index }))
+        let output = &mut self.output;
+        // The indexes go first: a pipelined output writes them while the bloom filter is built.
+        emit(output, &mut offset, Bytes::from(std::mem::take(&mut self.row_index)), &mut footer.row_index)?;
+        let index = self.index.finish(offset);
+        emit(output, &mut offset, index.bytes().clone(), &mut footer.partition_index)?;
+        let mut filter = Vec::new();
+        BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut filter);
+        emit(output, &mut offset, Bytes::from(filter), &mut footer.filter)?;
+        let mut encoded = Vec::new();
+        statistics.encode(&mut encoded);
+        emit(output, &mut offset, Bytes::from(encoded), &mut footer.statistics)?;
+        let mut tail = Vec::new();
+        footer.encode(&mut tail);
+        let size = offset + tail.len() as u64;
+        output.append(Bytes::from(tail))?;
+        let (sink, written) = self.output.into_sink()?;
+        if written != size {
+            return Err(Error::Io(format!("wrote {written} byte(s), expected {size}")));
+        }
+        Ok((sink, WrittenSstable { size, blocks: self.blocks, statistics, index }))
+    }
+}
+
+impl<S: SstableSink + Send + 'static> SstableWriter<S> {
+    /// A writer like [`SstableWriter::new`] whose blocks are compressed, sealed and appended to
+    /// `sink` by a helper thread while the caller goes on adding fragments; the file's bytes are
+    /// the same.
+    ///
+    /// Trade-off: compression (most of a zstd writer's CPU time) overlaps the caller's work, so a
+    /// writer fed as fast as it writes (a compaction, a flush) finishes up to about twice as fast
+    /// when a second core is free; it costs a thread (spawned here, joined by
+    /// [`SstableWriter::finish`] or the drop) and buffers for a few dozen blocks, and
+    /// gains nothing on a machine whose cores are all busy. A sink error, or a failure of the
+    /// thread, is returned by a later [`SstableWriter::add`] or by [`SstableWriter::finish`].
+    pub fn pipelined(
+        sink: S,
+        file_id: u64,
+        options: SstableWriterOptions,
+        origin: SstableOrigin,
+        table: TableId,
+    ) -> Result<SstableWriter<S>> {
+        let output = BlockOutput::pipelined(sink, file_id, options.compression)?;
+        Ok(SstableWriter::with_output(output, file_id, options, origin, table))
     }
 }
