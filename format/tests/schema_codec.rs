@@ -492,7 +492,8 @@ fn arb_options() -> impl Strategy<Value = TableOptions> {
             }
         },
     );
-    let compression = prop_oneof![Just(Compression::None), Just(Compression::Lz4), any::<i32>().prop_map(|level| Compression::Zstd { level })];
+    let compression =
+        prop_oneof![Just(Compression::None), Just(Compression::Lz4), any::<i32>().prop_map(|level| Compression::Zstd { level })];
     let bloom = prop_oneof![Just(1.0), Just(f64::MIN_POSITIVE), 1e-9f64..1.0];
     (gc, 0..=i64::MAX, 0..=MAX_TTL_SECONDS, compaction, common, compression, arb_usize(), bloom).prop_map(
         |(tombstone_gc, gc_grace_seconds, default_ttl, compaction, compaction_common, compression, block_size, bloom_filter_fp_chance)| {
