@@ -57,10 +57,10 @@ impl Engine {
         let sstables = table.sstables.load_full();
         let row_range = (Position::at_row(clustering.clone()), Position::after_key(clustering.clone()));
         let counters = Arc::new(ReadCounters::default());
+        let plan = Arc::new(ReadPlan { ranges: vec![row_range.clone()], static_row: false, covering: Vec::new(), fill_cache: true });
         for sstable in sstables.iter() {
             let Lookup::Found(index) = sstable.reader.lookup(key) else { continue };
-            let plan = Arc::new(ReadPlan { ranges: vec![row_range.clone()], static_row: false, covering: Vec::new(), fill_cache: true });
-            let stream = sstable.reader.stream_partition(index, plan, counters.clone());
+            let stream = sstable.reader.stream_partition(index, plan.clone(), counters.clone());
             let mut active_range = Tombstone::NONE;
             for fragment in ClippedStream::new(stream, vec![row_range.clone()], false) {
                 match fragment.map_err(|e| fail_sstable(self, &table, sstable, e))? {

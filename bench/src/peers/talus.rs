@@ -172,42 +172,16 @@ impl TalusPeer {
         self.shape
     }
 
-    /// The value under `key` in `schema`'s table: the one Talus point read of the benchmarks
-    /// ([`KvPeer::get`] and everything built on it). To measure another read API of the engine,
-    /// change this one line.
+    /// The value under `key` in `schema`'s table, through [`Engine::read_row`] (the key's row;
+    /// the partition's only row in the key-value shape): the one Talus point read of the
+    /// benchmarks ([`KvPeer::get`] and everything built on it).
     pub fn point_read(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
-        self.point_read_by_row(schema, key)
-    }
-
-    /// A point read through [`Engine::read_row`]: the key's row (the partition's only row in the
-    /// key-value shape); the value is its cell.
-    pub fn point_read_by_row(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
         let row = match self.shape {
             TalusShape::KeyValue => self.engine.read_row(schema, &[blob(key)], &[], GcTime::now()),
             TalusShape::Wide => self.engine.read_row(schema, &[group_key(group_of(key))], &[blob(key)], GcTime::now()),
         };
         let row = row.map_err(|e| self.error("get", e))?;
         Ok(row.and_then(|r| r.cells.into_iter().next()).map(|(_, v)| v.to_vec()))
-    }
-
-    /// A point read through [`Engine::query`]: a single-partition query (restricted to the key's
-    /// row in the wide shape); the value is the row's cell.
-    pub fn point_read_by_query(&self, schema: &Schema, key: &[u8]) -> Result<Option<Vec<u8>>, PeerError> {
-        let query = self.point_query(schema, key)?;
-        let result = self.engine.query(&query).map_err(|e| self.error("get", e))?;
-        let value = result.rows().next().and_then(|(_, row)| row.cells.first()).map(|(_, v)| v.to_vec());
-        Ok(value)
-    }
-
-    /// The query of the row of `key`.
-    fn point_query(&self, schema: &Schema, key: &[u8]) -> Result<Query, PeerError> {
-        let query = match self.shape {
-            TalusShape::KeyValue => Query::partition(schema, &[blob(key)]),
-            TalusShape::Wide => Query::partition(schema, &[group_key(group_of(key))]).and_then(|q| {
-                q.with_clustering_ranges(schema, &[(RangeBound::Inclusive(vec![blob(key)]), RangeBound::Inclusive(vec![blob(key)]))])
-            }),
-        };
-        query.map_err(|e| self.error("building a point query", e))
     }
 
     fn error(&self, op: impl Into<String>, e: impl Into<crate::BoxError>) -> PeerError {
