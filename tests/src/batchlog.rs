@@ -2,7 +2,7 @@
 //! clock, a replayer that fails on demand, the user tables batches write, and views of the v2
 //! table as ScyllaDB's tests see it through `MUTATION_FRAGMENTS` (A12).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub struct SwitchReplayer {
     pub delivered_mutations: AtomicU64,
     /// Ids of the batches delivered successfully, in order (with repeats).
     pub delivered: Mutex<Vec<[u8; 16]>>,
+    /// The threads it was called on.
+    pub threads: Mutex<HashSet<std::thread::ThreadId>>,
 }
 
 impl SwitchReplayer {
@@ -36,6 +38,7 @@ impl SwitchReplayer {
             failing: AtomicBool::new(false),
             delivered_mutations: AtomicU64::new(0),
             delivered: Mutex::new(Vec::new()),
+            threads: Mutex::new(HashSet::new()),
         }
     }
 
@@ -47,6 +50,7 @@ impl SwitchReplayer {
 
 impl BatchReplayer for SwitchReplayer {
     fn replay(&self, batch: &ReplayBatch<'_>) -> Result<()> {
+        self.threads.lock().insert(std::thread::current().id());
         if self.failing.load(Ordering::SeqCst) {
             return Err(Error::ReplayFailed("injected: storage_proxy_fail_replay_batch".into()));
         }

@@ -23,7 +23,8 @@
 //!
 //! Thread-safety: writers run concurrently (they share a read lock of the write gate); replays
 //! are serialised by one lock (A7's semaphore of one unit) and take the write gate only to raise
-//! the floor.
+//! the floor. A v2 replay reads its shards on up to [`BatchlogOptions::replay_parallelism`]
+//! threads.
 
 mod clock;
 mod replay;
@@ -73,6 +74,12 @@ pub struct BatchlogOptions {
     pub replay_rate_bytes_per_sec: Option<u64>,
     /// Rows per page of a replay's scan (ScyllaDB: 128).
     pub page_size: u64,
+    /// How many of the v2 replay's 16 chunks of 16 shards are replayed at once, each on its own
+    /// thread (the caller's and scoped helpers; A8 step 5 runs all 16 concurrently). The
+    /// [`BatchReplayer`] is then called from several threads at once. Default: the machine's
+    /// cores, at most 16; 1 replays on the caller's thread only. A replay with only a few
+    /// partitions to read uses one thread whatever this says.
+    pub replay_parallelism: usize,
 }
 
 impl Default for BatchlogOptions {
@@ -83,6 +90,7 @@ impl Default for BatchlogOptions {
             cleanup_after_replays: 1,
             replay_rate_bytes_per_sec: Some(1_024_000),
             page_size: 128,
+            replay_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get().min(16)),
         }
     }
 }
@@ -98,6 +106,9 @@ impl BatchlogOptions {
         }
         if self.page_size == 0 {
             return bad("page_size must be at least 1");
+        }
+        if self.replay_parallelism == 0 {
+            return bad("replay_parallelism must be at least 1");
         }
         if i64::try_from(self.replay_timeout.as_millis()).is_err() {
             return bad("replay_timeout is too large");

@@ -129,6 +129,10 @@ pub(super) struct ReplayRun {
     /// The highest `written_at` of the entries of the partition being read that stay live
     /// (too fresh, or failed in place).
     pub(super) stays_live: Option<i64>,
+    /// Deletions of the delivered entries of the page being processed: applied as one engine
+    /// write before the next page is read ([`BatchlogManager::scan`]). A crash before it only
+    /// makes those batches be delivered again, which a replayer must tolerate anyway (A9).
+    pub(super) delivered: Vec<Mutation>,
 }
 
 impl ReplayRun {
@@ -157,6 +161,34 @@ impl ReplayRun {
             min_too_fresh: vec![None; SHARDS],
             need_cleanup: vec![false; SHARDS],
             stays_live: None,
+            delivered: Vec::new(),
+        }
+    }
+
+    /// Adds what `other`, a run of the same replay over other shards, did.
+    pub(super) fn merge(&mut self, other: ReplayRun) {
+        let (r, o) = (&mut self.report, other.report);
+        r.all_replayed &= o.all_replayed;
+        r.batches_replayed += o.batches_replayed;
+        r.batches_moved += o.batches_moved;
+        r.batches_failed += o.batches_failed;
+        r.batches_too_fresh += o.batches_too_fresh;
+        r.batches_invalid += o.batches_invalid;
+        r.migrated += o.migrated;
+        r.write_attempts += o.write_attempts;
+        r.entries_visited += o.entries_visited;
+        r.live_entries += o.live_entries;
+        r.tombstones_visited += o.tombstones_visited;
+        r.blocks_skipped += o.blocks_skipped;
+        r.cleanup_tombstones += o.cleanup_tombstones;
+        for (mine, theirs) in self.min_too_fresh.iter_mut().zip(other.min_too_fresh) {
+            *mine = match (*mine, theirs) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        for (mine, theirs) in self.need_cleanup.iter_mut().zip(other.need_cleanup) {
+            *mine |= theirs;
         }
     }
 }
@@ -236,6 +268,10 @@ impl BatchlogManager {
             for entry in entries.drain(..) {
                 handle(run, entry)?;
             }
+            if !run.delivered.is_empty() {
+                self.engine.apply_batch(&run.delivered)?;
+                run.delivered.clear();
+            }
             match result.paging_state {
                 Some(state) => query.paging_state = Some(state),
                 None => return Ok(()),
@@ -243,8 +279,9 @@ impl BatchlogManager {
         }
     }
 
-    /// The per-entry state machine (A9): skip if too fresh, deliver, then delete; on failure keep
-    /// the entry or (v2 initial stage with cleanup) move it to failed_replay.
+    /// The per-entry state machine (A9): skip if too fresh, deliver, then delete (at the end of
+    /// the page); on failure keep the entry or (v2 initial stage with cleanup) move it to
+    /// failed_replay.
     pub(super) fn process_entry(&self, run: &mut ReplayRun, entry: Entry) -> Result<()> {
         let handle = entry.handle;
         run.report.live_entries += 1;
@@ -281,7 +318,7 @@ impl BatchlogManager {
             }
         };
         if delivered.is_ok() {
-            self.engine.apply(&self.delete_mutation(&handle, entry.stage)?)?;
+            run.delivered.push(self.delete_mutation(&handle, entry.stage)?);
             run.report.batches_replayed += 1;
             run.need_cleanup[shard] = true;
             return Ok(());

@@ -3,7 +3,8 @@
 //! `send_batchlog_replay_to_all_replicas`, A5/A9), and [`LocalReplayer`], the default, which
 //! applies them to the local engine.
 //!
-//! Thread-safety: replayers are shared (`Send + Sync`); the batchlog calls one batch at a time.
+//! Thread-safety: replayers are shared (`Send + Sync`); a v2 replay calls one from up to
+//! [`super::BatchlogOptions::replay_parallelism`] threads at once (one batch per thread at a time).
 
 use talus_format::Mutation;
 
