@@ -5,10 +5,13 @@
 //! For each layout and size N: a fresh engine (default options: background flush and
 //! compaction on) with a user table; N logged batches, each written to the batchlog, applied to
 //! the user table and deleted, a fraction of them failing to apply (their entry stays live);
-//! every `replay_every` batches a replay with cleanup, whose deliveries fail with the same odds.
+//! every `replay_every` batches a replay with cleanup, whose deliveries fail with odds
+//! `replay_fail_fraction` (the command line gives both fractions the same value).
 //! Then time moves past the replay timeout, one more replay with cleanup runs, the batchlog
-//! table is flushed and compacted (major), and one last replay is timed: its wall time, the
-//! entries and tombstones it read, the batchlog table's sstables and their bytes.
+//! table is flushed and compacted (major), the background compactions of the user table are
+//! waited for (so the timed replay shares the machine with nothing), and one last replay is
+//! timed: its wall time, the entries and tombstones it read, the batchlog table's sstables and
+//! their bytes.
 //!
 //! A storage node has more tables than the batchlog and the one it applies to, and some are
 //! idle: a table written once and rarely flushed keeps the commitlog segment of its write, and
@@ -20,9 +23,13 @@
 //! compaction purges most of v1's tombstones: v1's best case. v2 does not depend on it: its
 //! cleanup range tombstones make compaction drop the dead entries under them either way.
 //!
-//! The batchlog's clock is the system clock plus a skip, so that the end of the history can be
-//! made older than the replay timeout without sleeping; the engine's own clocks (tombstone GC,
-//! the commitlog barrier) stay real.
+//! Time is simulated as in the peers' pattern ([`crate::peers::batchlog`]): the batchlog's clock
+//! starts at the real time and advances 1 ms per batch (1,000 batches a simulated second), and
+//! after the history it jumps by the replay timeout. So which batches a replay finds too fresh,
+//! and how many failed ones are live at the timed replay, follow the pattern, not the speed of
+//! the machine (with the real clock, a machine writing 60,000 batches a second would leave 60
+//! times as many batches in the last replay timeout). Deletion times stay real (the clock's
+//! gc-clock reading): the engine's tombstone GC and commitlog barrier run on the real clock.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -76,15 +83,27 @@ pub struct DemoRecord {
     pub total_seconds: f64,
 }
 
-/// The system clock plus a skip.
-#[derive(Debug, Default)]
-struct SkippingClock {
-    skip_ms: AtomicI64,
+/// The demo's simulated clock: a start plus the simulated milliseconds elapsed; deletion times
+/// real (see the module documentation).
+#[derive(Debug)]
+struct SimulatedClock {
+    start_ms: i64,
+    elapsed_ms: AtomicI64,
 }
 
-impl BatchlogClock for SkippingClock {
+impl SimulatedClock {
+    fn advance(&self, ms: i64) {
+        self.elapsed_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl BatchlogClock for SimulatedClock {
     fn now_millis(&self) -> i64 {
-        SystemClock.now_millis() + self.skip_ms.load(Ordering::SeqCst)
+        self.start_ms + self.elapsed_ms.load(Ordering::SeqCst)
+    }
+
+    fn gc_millis(&self) -> i64 {
+        SystemClock.now_millis()
     }
 }
 
@@ -144,10 +163,10 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, idle_table: bool, p
         replay_rate_bytes_per_sec: None,
         ..BatchlogOptions::default()
     };
-    let clock = Arc::new(SkippingClock::default());
+    let clock = Arc::new(SimulatedClock { start_ms: SystemClock.now_millis(), elapsed_ms: AtomicI64::new(0) });
     let replayer = Arc::new(FlakyReplayer {
         local: LocalReplayer::new(engine.clone()),
-        fail_fraction: config.fail_fraction,
+        fail_fraction: config.replay_fail_fraction,
         rng: Mutex::new(SplitMix(config.seed ^ 0x5EED)),
     });
     let batchlog = BatchlogManager::open_with(&engine, options, clock.clone(), replayer)?;
@@ -157,6 +176,7 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, idle_table: bool, p
     let mut history = (0u64, 0f64, 0f64);
     let mut cleanup_tombstones = 0;
     for i in 0..config.batches {
+        clock.advance(1);
         let ts = Timestamp(clock.now_millis() * 1000);
         let mutations = (0..config.rows_per_batch)
             .map(|ck| {
@@ -180,12 +200,13 @@ pub fn run_talus(dir: &Path, config: &BatchlogPatternConfig, idle_table: bool, p
         progress.inc(1);
     }
     // Time passes: every entry becomes older than the replay timeout.
-    clock.skip_ms.fetch_add(i64::try_from(config.replay_timeout_ms)?, Ordering::SeqCst);
+    clock.advance(i64::try_from(config.replay_timeout_ms)?);
     progress.set_message("final replay");
     cleanup_tombstones += batchlog.replay(true)?.cleanup_tombstones;
     progress.set_message("flush and compaction");
     engine.flush(&table)?;
     engine.compact(&table)?;
+    engine.wait_for_compactions();
     progress.set_message("timed replay");
     let timed: ReplayReport = batchlog.replay(false)?;
     let generations = engine.sstables(&table)?;

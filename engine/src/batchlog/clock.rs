@@ -1,6 +1,7 @@
 //! The batchlog's clock: `written_at` of entries, the `now` of a replay, and the write timestamps
 //! and deletion times of the batchlog's own writes all come from one [`BatchlogClock`], so tests
-//! and simulations can move time by hand ([`ManualClock`]).
+//! and simulations can move time by hand ([`ManualClock`]). Deletion times come from its gc-clock
+//! reading ([`BatchlogClock::gc_millis`]), the same time unless a simulation says otherwise.
 //!
 //! Thread-safety: clocks are shared between writers and the replay; both implementations are
 //! lock-free.
@@ -12,6 +13,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait BatchlogClock: Send + Sync + std::fmt::Debug {
     /// Milliseconds since the Unix epoch.
     fn now_millis(&self) -> i64;
+
+    /// The gc-clock reading in milliseconds: what the batchlog's tombstones are stamped with as
+    /// their deletion time and what its scans expire cells at (ScyllaDB's `gc_clock::now()`, a
+    /// clock of its own, A8 step 5g). By default [`BatchlogClock::now_millis`]. A simulation
+    /// whose `now_millis` runs ahead of real time returns the real time here, so that the
+    /// engine's tombstone GC and commitlog barrier (R2.15), which run on the real clock, see
+    /// deletion times that are not in their future.
+    fn gc_millis(&self) -> i64 {
+        self.now_millis()
+    }
 }
 
 /// The system clock.

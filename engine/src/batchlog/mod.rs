@@ -359,9 +359,9 @@ impl BatchlogManager {
         self.maybe_live[live_mark(stage, shard_of(written_at_ms))].fetch_max(written_at_ms, Ordering::SeqCst);
     }
 
-    /// The deletion time of tombstones written now.
+    /// The deletion time of tombstones written now, and the expiry time of scans.
     fn gc_now(&self) -> GcTime {
-        GcTime(self.clock.now_millis().div_euclid(1000))
+        GcTime(self.clock.gc_millis().div_euclid(1000))
     }
 }
 
