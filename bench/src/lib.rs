@@ -6,6 +6,7 @@
 
 pub mod batchlog_demo;
 pub mod chart;
+pub mod cli;
 pub mod harness;
 pub mod machine;
 pub mod peers;

@@ -4,6 +4,8 @@
 //! a row and a partition, and prints what each query returns together with the query statistics;
 //! then it reopens the directory and reports what the commitlog replay recovered.
 //!
+//! `talus bench` runs the benchmarks of `talus-bench`, with the same options.
+//!
 //! `talus sstable dump|stats|verify`, `talus commitlog dump` and `talus manifest dump` inspect the
 //! files of an engine directory read-only (see the `inspect` module).
 
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// The main job: a storage node's batchlog in both layouts, replay cost against history.
     BatchlogDemo(batchlog_demo::DemoArgs),
+    /// The benchmarks of `talus-bench` (same options): Talus and its peers, workload by workload.
+    Bench(talus_bench::cli::BenchArgs),
     /// Write, delete and query an embedded engine, printing every step.
     Demo {
         /// Partitions to write.
@@ -64,6 +68,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::BatchlogDemo(args) => {
             return match batchlog_demo::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Bench(args) => {
+            return match talus_bench::cli::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
