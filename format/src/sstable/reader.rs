@@ -39,6 +39,9 @@ use crate::sstable::statistics::Statistics;
 use crate::sstable::{BlockCache, SstableSource};
 use crate::tombstone::Tombstone;
 
+mod point;
+pub use self::point::RowVersion;
+
 /// Counts what reads touched; shared by the streams of one query.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
