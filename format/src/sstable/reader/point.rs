@@ -21,8 +21,8 @@ use crate::fragment::Fragment;
 use crate::partition_key::DecoratedKey;
 use crate::position::{ClusteringPrefix, Position};
 use crate::row::Row;
-use crate::sstable::block::{decode_fragment, decode_partition_start};
-use crate::sstable::reader::{Lookup, ReadCounters, SstableReader};
+use crate::sstable::block::{decode_fragment, decode_partition_start, BlockHandle};
+use crate::sstable::reader::{ReadCounters, SstableReader};
 use crate::tombstone::Tombstone;
 
 /// What one sstable holds at one clustering row of one partition ([`SstableReader::read_row`]).
@@ -42,7 +42,21 @@ impl SstableReader {
     /// hold the partition (its key range, bloom filter and index rule it out). A block read from
     /// the file enters the block cache when `fill_cache`.
     pub fn read_row(&self, key: &DecoratedKey, clustering: &ClusteringPrefix, fill_cache: bool) -> Result<Option<RowVersion>> {
-        let Lookup::Found(index) = self.lookup(key) else { return Ok(None) };
+        if self.screen(key).is_some() {
+            return Ok(None);
+        }
+        let candidates = self.partitions.token_range(key.token);
+        let one_block = |i: usize| self.partitions.get(i).is_some_and(|p| p.has_clustering() && !p.has_row_index());
+        let index = if candidates.len() == 1 && one_block(candidates.start) {
+            // The only partition with the key's token, in one block: its key is checked against
+            // the partition start in the block, which the read decodes anyway.
+            candidates.start
+        } else {
+            match self.partitions.search_among(key, candidates) {
+                Ok(i) => i,
+                Err(_) => return Ok(None),
+            }
+        };
         let Some(partition) = self.partitions.get(index) else { return Ok(None) };
         let mut version = RowVersion { partition_tombstone: partition.tombstone(), ..RowVersion::default() };
         if !partition.has_clustering() {
@@ -68,17 +82,19 @@ impl SstableReader {
         let start = if handle == partition.block() { partition.offset_in_block() as usize } else { 0 };
         let content = self.block_filling(handle, &ReadCounters::default(), fill_cache)?;
         let (mut pos, mut active) = (start, open);
-        while pos < content.len() {
-            if let Some((stored_key, _)) = decode_partition_start(&content, &mut pos, handle.offset)? {
-                if stored_key != partition.key_bytes() {
-                    return Err(Error::Corrupt {
-                        structure: "sstable data block",
-                        offset: usize::try_from(handle.offset).unwrap_or(usize::MAX),
-                        reason: "partition start does not match the partition index".into(),
-                    });
+        if handle == partition.block() {
+            let Some((stored_key, _)) = decode_partition_start(&content, &mut pos, handle.offset)? else {
+                return Err(corrupt(handle, "no partition start where the partition index puts one"));
+            };
+            if stored_key != key.key.as_bytes() {
+                if partition.key_bytes() == key.key.as_bytes() {
+                    return Err(corrupt(handle, "partition start does not match the partition index"));
                 }
-                continue;
+                // Another partition with the same token: the key is not here.
+                return Ok(None);
             }
+        }
+        while pos < content.len() {
             match decode_fragment(&content, &mut pos, handle.offset)? {
                 Fragment::StaticRow(_) => {}
                 Fragment::RangeTombstoneChange(change) if change.position <= position => active = change.tombstone,
@@ -96,4 +112,8 @@ impl SstableReader {
         version.range_tombstone = active;
         Ok(Some(version))
     }
+}
+
+fn corrupt(handle: BlockHandle, reason: &str) -> Error {
+    Error::Corrupt { structure: "sstable data block", offset: usize::try_from(handle.offset).unwrap_or(usize::MAX), reason: reason.into() }
 }
