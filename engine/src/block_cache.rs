@@ -18,6 +18,9 @@
 //! - a hit moves the entry to the head; inserting evicts from the tail until the new block fits;
 //!   re-inserting a cached key replaces its block.
 //!
+//! A block leaving the cache is offered to [`block_buffers::recycle`], so the next decompression
+//! on the evicting thread reuses its buffer when no reader still holds it.
+//!
 //! Thread-safety: `Send + Sync`. Each shard sits behind its own `parking_lot::Mutex`, held only
 //! for O(1) list and map updates (`evict_file` scans each shard once, one shard at a time); no
 //! operation holds two shard locks. Cached blocks are `Bytes`, so a hit clones a reference count,
@@ -30,7 +33,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use talus_format::sstable::BlockCache;
+use talus_format::sstable::{block_buffers, BlockCache};
 
 /// The largest number of shards a cache is split into.
 pub const DEFAULT_SHARDS: usize = 16;
@@ -132,7 +135,7 @@ impl Shard {
         let node = &mut self.nodes[i];
         self.map.remove(&node.key);
         self.bytes -= node.charge;
-        node.block = Bytes::new();
+        block_buffers::recycle(std::mem::take(&mut node.block));
         self.free.push(i);
     }
 
