@@ -269,7 +269,7 @@ pub fn read_block(stored_and_trailer: &Bytes, handle: BlockHandle, file_id: u64)
         COMPRESSION_LZ4 => {
             let mut content = block_buffers::take(uncompressed_len);
             match lz4_flex::block::decompress_into(stored, &mut content) {
-                Ok(len) if len == uncompressed_len => Ok(Bytes::from(content)),
+                Ok(len) if len == uncompressed_len => Ok(content.freeze()),
                 Ok(len) => Err(corrupt(format!("decompressed to {len} byte(s), expected {uncompressed_len}"))),
                 Err(e) => Err(corrupt(format!("lz4: {e}"))),
             }

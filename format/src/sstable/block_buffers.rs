@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// The most buffers a thread keeps.
 pub const SPARE_BUFFERS: usize = 4;
@@ -22,15 +22,15 @@ pub const SPARE_BUFFERS: usize = 4;
 pub const MAX_SPARE_CAPACITY: usize = 64 << 10;
 
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Offers the content of a block that leaves the block cache for reuse by this thread's next
 /// decompression. It is kept when nothing else refers to it, it owns its memory (a slice of a
 /// mapped file does not) and it is not too large; otherwise it is just dropped.
 pub fn recycle(content: Bytes) {
+    // The conversion moves no bytes: it takes the buffer back from the `Bytes`.
     let Ok(buffer) = content.try_into_mut() else { return };
-    let buffer = Vec::from(buffer);
     if buffer.capacity() > MAX_SPARE_CAPACITY {
         return;
     }
@@ -44,8 +44,9 @@ pub fn recycle(content: Bytes) {
 
 /// A buffer of exactly `len` bytes to decompress into: a recycled one when the thread has one
 /// (only bytes past its old length are zeroed), a zeroed new one otherwise.
-pub(crate) fn take(len: usize) -> Vec<u8> {
+pub(crate) fn take(len: usize) -> BytesMut {
     let mut buffer = SPARE.with(|spare| spare.borrow_mut().pop()).unwrap_or_default();
+    buffer.truncate(len);
     buffer.resize(len, 0);
     buffer
 }
