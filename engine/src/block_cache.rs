@@ -1,41 +1,49 @@
-//! The block cache (DESIGN §4): a bounded, sharded LRU cache of decoded (checksum-verified,
+//! The block cache (DESIGN §4): a bounded, sharded CLOCK cache of decoded (checksum-verified,
 //! decompressed) sstable data blocks, keyed by `(file id, block offset)` and shared by every
 //! reader of an engine.
 //!
 //! Layout: the capacity is split evenly between up to [`DEFAULT_SHARDS`] shards (fewer for small
 //! caches, so each shard holds at least [`MIN_SHARD_CAPACITY`] bytes when it can); a key's shard is
-//! chosen by a hash of `(file id, offset)`. Each shard is an O(1) LRU: a `HashMap` from key to a
-//! slot in a slab of nodes threaded on an intrusive doubly linked recency list (index links, no
-//! pointers), most recently used at the head.
+//! chosen by a hash of `(file id, offset)`. Each shard is a CLOCK (second chance) cache, an
+//! approximation of LRU: a `HashMap` from key to a slot in a slab of nodes, each with a
+//! "referenced" mark. A hit sets its node's mark and touches nothing else (an LRU list would
+//! relink two neighbours and the head, cache misses of their own); eviction sweeps a hand over
+//! the slab, clearing marks, and evicts the first node found unmarked. So a block read since the
+//! hand last passed survives one more sweep, and blocks never read again leave in insertion order.
 //!
 //! Invariants (per shard, hence for the whole cache):
 //! - the charged bytes — each entry costs its block length plus [`ENTRY_OVERHEAD`] — never exceed
 //!   the shard's capacity, so the total never exceeds the configured capacity;
-//! - the map and the recency list hold exactly the same entries, and the shard's byte count is
-//!   the sum of their charges;
+//! - the map and the slab's occupied slots hold exactly the same entries, the free list names
+//!   exactly the empty slots, and the shard's byte count is the sum of the entries' charges;
 //! - a block whose charge exceeds a shard's capacity is never cached (counted as `rejected`); a
 //!   capacity of 0 therefore disables caching;
-//! - a hit moves the entry to the head; inserting evicts from the tail until the new block fits;
-//!   re-inserting a cached key replaces its block.
+//! - inserting evicts (see above) until the new block fits; re-inserting a cached key replaces
+//!   its block.
+//!
+//! A block leaving the cache is offered to [`block_buffers::recycle`], so the next decompression
+//! on the evicting thread reuses its buffer when no reader still holds it.
 //!
 //! Thread-safety: `Send + Sync`. Each shard sits behind its own `parking_lot::Mutex`, held only
-//! for O(1) list and map updates (`evict_file` scans each shard once, one shard at a time); no
+//! for map and slab updates (an eviction's sweep is amortized O(1); `evict_file` scans each shard
+//! once, one shard at a time); no
 //! operation holds two shard locks. Cached blocks are `Bytes`, so a hit clones a reference count,
 //! never the data, and a block evicted while a reader holds it stays valid for that reader.
-//! [`LruBlockCache::stats`] sums the shards one after another, so under concurrent use it is not
+//! [`ClockBlockCache::stats`] sums the shards one after another, so under concurrent use it is not
 //! an atomic snapshot (each counter is still exact for its shard).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use talus_format::sstable::BlockCache;
+use talus_format::sstable::{block_buffers, BlockCache};
 
 /// The largest number of shards a cache is split into.
 pub const DEFAULT_SHARDS: usize = 16;
 
-/// [`LruBlockCache::new`] uses fewer shards when needed to give each at least this many bytes.
+/// [`ClockBlockCache::new`] uses fewer shards when needed to give each at least this many bytes.
 pub const MIN_SHARD_CAPACITY: u64 = 1 << 20;
 
 /// Bytes charged per cached block on top of its length (map entry, list node, `Bytes` header).
@@ -54,7 +62,7 @@ pub struct BlockCacheStats {
     pub evictions: u64,
     /// Blocks not cached because they are larger than a shard's capacity.
     pub rejected: u64,
-    /// Blocks dropped by [`LruBlockCache::evict_file`].
+    /// Blocks dropped by [`ClockBlockCache::evict_file`].
     pub invalidated: u64,
     /// Blocks cached now.
     pub entries: u64,
@@ -66,26 +74,51 @@ pub struct BlockCacheStats {
 
 type Key = (u64, u64);
 
-const NIL: usize = usize::MAX;
+/// Hashes a [`Key`] with splitmix64's finalizer (the keys are not chosen by an adversary: file
+/// ids and block offsets), far cheaper than the default SipHash on every lookup.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = mix(self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ x);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// splitmix64's finalizer.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 struct Node {
     key: Key,
     block: Bytes,
     charge: u64,
-    prev: usize,
-    next: usize,
+    /// Read since the hand last passed (CLOCK's second chance).
+    referenced: bool,
 }
 
-/// One LRU shard (see the module comment for its invariants).
+/// One CLOCK shard (see the module comment for its invariants).
 struct Shard {
     capacity: u64,
-    map: HashMap<Key, usize>,
-    nodes: Vec<Node>,
+    map: HashMap<Key, usize, BuildHasherDefault<KeyHasher>>,
+    /// The slab: `None` in free slots.
+    nodes: Vec<Option<Node>>,
     free: Vec<usize>,
-    /// Most recently used.
-    head: usize,
-    /// Least recently used: the next victim.
-    tail: usize,
+    /// The next slot the eviction sweep looks at.
+    hand: usize,
     bytes: u64,
     stats: BlockCacheStats,
 }
@@ -94,57 +127,56 @@ impl Shard {
     fn new(capacity: u64) -> Shard {
         Shard {
             capacity,
-            map: HashMap::new(),
+            map: HashMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
-            head: NIL,
-            tail: NIL,
+            hand: 0,
             bytes: 0,
             stats: BlockCacheStats::default(),
         }
     }
 
-    fn unlink(&mut self, i: usize) {
-        let (prev, next) = (self.nodes[i].prev, self.nodes[i].next);
-        match prev {
-            NIL => self.head = next,
-            p => self.nodes[p].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.nodes[n].prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, i: usize) {
-        self.nodes[i].prev = NIL;
-        self.nodes[i].next = self.head;
-        match self.head {
-            NIL => self.tail = i,
-            h => self.nodes[h].prev = i,
-        }
-        self.head = i;
-    }
-
-    /// Drops the entry in slot `i`, releasing its block.
+    /// Drops the entry in slot `i`, offering its block for reuse.
     fn remove(&mut self, i: usize) {
-        self.unlink(i);
-        let node = &mut self.nodes[i];
-        self.map.remove(&node.key);
-        self.bytes -= node.charge;
-        node.block = Bytes::new();
-        self.free.push(i);
+        if let Some(node) = self.nodes.get_mut(i).and_then(Option::take) {
+            self.map.remove(&node.key);
+            self.bytes -= node.charge;
+            block_buffers::recycle(node.block);
+            self.free.push(i);
+        }
+    }
+
+    /// Evicts one entry: the first one from the hand on not read since the hand last passed,
+    /// clearing the marks of those that were. Needs a non-empty shard (then a full sweep clears
+    /// every mark, so the second one finds a victim).
+    fn evict_one(&mut self) {
+        while !self.map.is_empty() {
+            if self.hand >= self.nodes.len() {
+                self.hand = 0;
+            }
+            let i = self.hand;
+            self.hand += 1;
+            match self.nodes.get_mut(i) {
+                Some(Some(node)) if node.referenced => node.referenced = false,
+                Some(Some(_)) => {
+                    self.remove(i);
+                    self.stats.evictions += 1;
+                    return;
+                }
+                _ => {}
+            }
+        }
     }
 
     fn get(&mut self, key: Key) -> Option<Bytes> {
-        let Some(&i) = self.map.get(&key) else {
+        let node = self.map.get(&key).and_then(|&i| self.nodes.get_mut(i)).and_then(Option::as_mut);
+        let Some(node) = node else {
             self.stats.misses += 1;
             return None;
         };
         self.stats.hits += 1;
-        self.unlink(i);
-        self.push_front(i);
-        Some(self.nodes[i].block.clone())
+        node.referenced = true;
+        Some(node.block.clone())
     }
 
     fn insert(&mut self, key: Key, block: Bytes) {
@@ -156,19 +188,21 @@ impl Shard {
         if let Some(&i) = self.map.get(&key) {
             self.remove(i);
         }
-        while self.bytes + charge > self.capacity && self.tail != NIL {
-            self.remove(self.tail);
-            self.stats.evictions += 1;
+        while self.bytes + charge > self.capacity && !self.map.is_empty() {
+            self.evict_one();
         }
-        let node = Node { key, block, charge, prev: NIL, next: NIL };
-        let i = self.free.pop().unwrap_or(self.nodes.len());
-        if i == self.nodes.len() {
-            self.nodes.push(node);
-        } else {
-            self.nodes[i] = node;
-        }
+        let node = Some(Node { key, block, charge, referenced: false });
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
         self.map.insert(key, i);
-        self.push_front(i);
         self.bytes += charge;
         self.stats.inserts += 1;
     }
@@ -185,18 +219,18 @@ impl Shard {
     /// Checks the shard's invariants (tests only).
     #[cfg(test)]
     fn check(&self) {
-        let (mut count, mut bytes, mut prev, mut i) = (0, 0, NIL, self.head);
-        while i != NIL {
-            let node = &self.nodes[i];
-            assert_eq!(node.prev, prev);
-            assert_eq!(self.map.get(&node.key), Some(&i));
-            assert_eq!(node.charge, node.block.len() as u64 + ENTRY_OVERHEAD);
-            count += 1;
-            bytes += node.charge;
-            prev = i;
-            i = node.next;
+        let (mut count, mut bytes) = (0, 0);
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node {
+                Some(node) => {
+                    assert_eq!(self.map.get(&node.key), Some(&i));
+                    assert_eq!(node.charge, node.block.len() as u64 + ENTRY_OVERHEAD);
+                    count += 1;
+                    bytes += node.charge;
+                }
+                None => assert!(self.free.contains(&i)),
+            }
         }
-        assert_eq!(self.tail, prev);
         assert_eq!(count, self.map.len());
         assert_eq!(bytes, self.bytes);
         assert!(self.bytes <= self.capacity);
@@ -204,26 +238,26 @@ impl Shard {
     }
 }
 
-/// A bounded, sharded LRU [`BlockCache`] (see the module comment).
-pub struct LruBlockCache {
+/// A bounded, sharded CLOCK [`BlockCache`] (see the module comment).
+pub struct ClockBlockCache {
     shards: Vec<Mutex<Shard>>,
     capacity: u64,
 }
 
-impl LruBlockCache {
+impl ClockBlockCache {
     /// A cache of at most `capacity` bytes (0 disables caching), split into up to
     /// [`DEFAULT_SHARDS`] shards of at least [`MIN_SHARD_CAPACITY`] bytes when possible.
-    pub fn new(capacity: u64) -> LruBlockCache {
+    pub fn new(capacity: u64) -> ClockBlockCache {
         let shards = usize::try_from(capacity / MIN_SHARD_CAPACITY).unwrap_or(DEFAULT_SHARDS).clamp(1, DEFAULT_SHARDS);
-        LruBlockCache::with_shards(capacity, shards)
+        ClockBlockCache::with_shards(capacity, shards)
     }
 
     /// A cache of at most `capacity` bytes split evenly into `shards` shards (at least one). A
     /// block larger than `capacity / shards` (minus [`ENTRY_OVERHEAD`]) is never cached.
-    pub fn with_shards(capacity: u64, shards: usize) -> LruBlockCache {
+    pub fn with_shards(capacity: u64, shards: usize) -> ClockBlockCache {
         let shards = shards.max(1);
         let per_shard = capacity / shards as u64;
-        LruBlockCache { shards: (0..shards).map(|_| Mutex::new(Shard::new(per_shard))).collect(), capacity }
+        ClockBlockCache { shards: (0..shards).map(|_| Mutex::new(Shard::new(per_shard))).collect(), capacity }
     }
 
     /// The configured capacity in bytes.
@@ -256,11 +290,8 @@ impl LruBlockCache {
     }
 
     fn shard(&self, file_id: u64, offset: u64) -> &Mutex<Shard> {
-        // splitmix64's finalizer over both halves of the key.
-        let mut z = file_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ offset;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        // splitmix64's finalizer over both halves of the key (the shard's map mixes differently).
+        let z = mix(file_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ offset);
         &self.shards[(z % self.shards.len() as u64) as usize]
     }
 
@@ -272,7 +303,7 @@ impl LruBlockCache {
     }
 }
 
-impl BlockCache for LruBlockCache {
+impl BlockCache for ClockBlockCache {
     fn get(&self, file_id: u64, offset: u64) -> Option<Bytes> {
         self.shard(file_id, offset).lock().get((file_id, offset))
     }
@@ -282,9 +313,9 @@ impl BlockCache for LruBlockCache {
     }
 }
 
-impl fmt::Debug for LruBlockCache {
+impl fmt::Debug for ClockBlockCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LruBlockCache").field("shards", &self.shards.len()).field("stats", &self.stats()).finish()
+        f.debug_struct("ClockBlockCache").field("shards", &self.shards.len()).field("stats", &self.stats()).finish()
     }
 }
 
@@ -313,7 +344,7 @@ mod tests {
     fn capacity_is_never_exceeded_under_random_inserts() {
         let mut rng = SmallRng::seed_from_u64(42);
         for shards in [1, 4, 16] {
-            let cache = LruBlockCache::with_shards(256 * 1024, shards);
+            let cache = ClockBlockCache::with_shards(256 * 1024, shards);
             for _ in 0..20_000 {
                 let (file, offset) = (rng.random_range(0..8), rng.random_range(0..200) * 4096);
                 if rng.random_bool(0.5) {
@@ -332,28 +363,29 @@ mod tests {
     }
 
     #[test]
-    fn least_recently_used_is_evicted_first() {
-        let cache = LruBlockCache::with_shards(3 * ONE, 1);
+    fn a_block_read_since_the_hand_passed_gets_a_second_chance() {
+        let cache = ClockBlockCache::with_shards(3 * ONE, 1);
+        // Whether a block is cached, without marking it as read.
+        let cached = |offset| cache.shards[0].lock().map.contains_key(&(7, offset));
         for offset in 1..=3 {
             cache.insert(7, offset, block(7, offset, 100));
         }
         assert!(cache.get(7, 1).is_some());
+        // 1 was read: the hand clears its mark and takes 2, the oldest unread.
         cache.insert(7, 4, block(7, 4, 100));
-        assert!(cache.get(7, 2).is_none());
-        assert!(cache.get(7, 1).is_some() && cache.get(7, 3).is_some() && cache.get(7, 4).is_some());
-        // Recency is now 4 (most), 3, 1 (least): 1 goes next, then 3.
+        assert!(!cached(2) && cached(1) && cached(3) && cached(4));
+        // Nothing is marked now: the hand goes on from where it stopped, 3 then 1.
         cache.insert(7, 5, block(7, 5, 100));
-        assert!(cache.get(7, 1).is_none());
+        assert!(!cached(3) && cached(1));
         cache.insert(7, 6, block(7, 6, 100));
-        assert!(cache.get(7, 3).is_none());
-        assert!(cache.get(7, 4).is_some() && cache.get(7, 5).is_some() && cache.get(7, 6).is_some());
+        assert!(!cached(1) && cached(4) && cached(5) && cached(6));
         assert_eq!(cache.stats().evictions, 3);
         cache.check();
     }
 
     #[test]
     fn eviction_counts_and_room_for_a_large_block() {
-        let cache = LruBlockCache::with_shards(3 * ONE, 1);
+        let cache = ClockBlockCache::with_shards(3 * ONE, 1);
         for offset in 0..10 {
             cache.insert(1, offset, block(1, offset, 100));
         }
@@ -374,26 +406,26 @@ mod tests {
 
     #[test]
     fn oversized_blocks_and_zero_capacity_are_not_cached() {
-        let cache = LruBlockCache::with_shards(4 * ONE, 2);
+        let cache = ClockBlockCache::with_shards(4 * ONE, 2);
         cache.insert(1, 0, block(1, 0, 2 * ONE as usize));
         assert!(cache.get(1, 0).is_none());
         let stats = cache.stats();
         assert_eq!((stats.rejected, stats.inserts, stats.bytes), (1, 0, 0));
 
-        let off = LruBlockCache::new(0);
+        let off = ClockBlockCache::new(0);
         off.insert(1, 0, block(1, 0, 16));
         assert!(off.get(1, 0).is_none());
         let stats = off.stats();
         assert_eq!((stats.entries, stats.bytes, stats.misses, stats.rejected), (0, 0, 1, 1));
         // Small caches use fewer shards, so a shard still holds a large block.
         assert_eq!(off.shards.len(), 1);
-        assert_eq!(LruBlockCache::new(MIN_SHARD_CAPACITY * 4).shards.len(), 4);
-        assert_eq!(LruBlockCache::new(u64::MAX).shards.len(), DEFAULT_SHARDS);
+        assert_eq!(ClockBlockCache::new(MIN_SHARD_CAPACITY * 4).shards.len(), 4);
+        assert_eq!(ClockBlockCache::new(u64::MAX).shards.len(), DEFAULT_SHARDS);
     }
 
     #[test]
     fn evict_file_removes_exactly_that_files_blocks() {
-        let cache = LruBlockCache::new(64 << 20);
+        let cache = ClockBlockCache::new(64 << 20);
         assert_eq!(cache.shards.len(), DEFAULT_SHARDS);
         for file in 1..=3 {
             for offset in 0..50 {
@@ -419,7 +451,7 @@ mod tests {
     }
 
     /// 20,000 random operations on `cache`; returns how many were lookups.
-    fn worker(cache: &LruBlockCache, seed: u64) -> u64 {
+    fn worker(cache: &ClockBlockCache, seed: u64) -> u64 {
         let (mut rng, mut gets) = (SmallRng::seed_from_u64(seed), 0);
         for i in 0..20_000 {
             let (file, offset) = (rng.random_range(0..4), rng.random_range(0..300) * 512);
@@ -441,7 +473,7 @@ mod tests {
 
     #[test]
     fn concurrent_gets_and_inserts_stay_within_capacity() {
-        let cache = LruBlockCache::with_shards(128 * 1024, 8);
+        let cache = ClockBlockCache::with_shards(128 * 1024, 8);
         let gets: u64 = std::thread::scope(|s| {
             let threads: Vec<_> = (0..4)
                 .map(|t| {

@@ -31,7 +31,7 @@ use talus_format::manifest::{ManifestEdit, SstableState};
 use talus_format::sstable::BlockCache;
 use talus_format::{decode_mutation, encode_mutation, GcTime, Mutation, SchemaRef, TableId};
 
-use crate::block_cache::{BlockCacheStats, LruBlockCache};
+use crate::block_cache::{BlockCacheStats, ClockBlockCache};
 use crate::commitlog::{recover, Commitlog, Durability, RecoveryReport, ReplayPosition, ReplayedTables};
 use crate::compaction_manager::CompactionManager;
 use crate::error::{io_error, Error, Result};
@@ -130,7 +130,7 @@ pub(crate) struct Inner {
     pub(crate) tables: RwLock<HashMap<TableId, Arc<Table>>>,
     pub(crate) manifest: Mutex<Manifest>,
     pub(crate) commitlog: Commitlog,
-    pub(crate) block_cache: Arc<LruBlockCache>,
+    pub(crate) block_cache: Arc<ClockBlockCache>,
     pub(crate) next_generation: AtomicU64,
     pub(crate) quarantined: Mutex<Vec<QuarantinedSstable>>,
     pub(crate) flush: Arc<FlushControl>,
@@ -175,7 +175,7 @@ impl Engine {
         create_dir_durable(&*fs, &sst_dir).map_err(io_error(&sst_dir))?;
         let named: BTreeSet<u64> = manifest.state().sstables.keys().copied().collect();
         let mut report = OpenReport { removed_unnamed_files: remove_unnamed_files(&*fs, &sst_dir, &named)?, ..OpenReport::default() };
-        let block_cache = Arc::new(LruBlockCache::new(options.block_cache_bytes));
+        let block_cache = Arc::new(ClockBlockCache::new(options.block_cache_bytes));
         let cache: Arc<dyn BlockCache> = block_cache.clone();
 
         // Open the sstables, newest first per table; quarantine the unreadable ones.

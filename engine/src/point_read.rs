@@ -9,21 +9,18 @@
 //! applies here. A table without clustering columns has one row per partition, at the empty
 //! prefix. Static cells are not part of a point read.
 //!
-//! SSTables are skipped by key range and bloom filter, and read through the same plan and
-//! clipping as a query's, restricted to the row's position; a corruption fails the read with
-//! [`Error::SstableCorrupt`] and quarantines the sstable, as for queries.
+//! SSTables are skipped by key range and bloom filter; each one that holds the partition is read
+//! with [`talus_format::sstable::reader::SstableReader::read_row`], which decodes only the block
+//! that can hold the row; a corruption fails the read with [`Error::SstableCorrupt`] and
+//! quarantines the sstable, as for queries.
 //!
 //! Thread-safety: runs on the caller's thread over `Arc` snapshots; takes no lock a writer holds.
 
-use std::sync::Arc;
-
-use talus_format::sstable::clip::ClippedStream;
-use talus_format::sstable::reader::{Lookup, ReadCounters, ReadPlan};
-use talus_format::{ClusteringPrefix, DecoratedKey, Fragment, GcTime, NeverPurge, Position, Row, Schema, Tombstone, Value};
+use talus_format::{ClusteringPrefix, DecoratedKey, GcTime, NeverPurge, Row, Schema, Tombstone, Value};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::query::{live_cells, ResultRow};
+use crate::query::{into_live_cells, ResultRow};
 use crate::read_path::fail_sstable;
 
 impl Engine {
@@ -55,31 +52,18 @@ impl Engine {
             }
         }
         let sstables = table.sstables.load_full();
-        let row_range = (Position::at_row(clustering.clone()), Position::after_key(clustering.clone()));
-        let counters = Arc::new(ReadCounters::default());
-        let plan = Arc::new(ReadPlan { ranges: vec![row_range.clone()], static_row: false, covering: Vec::new(), fill_cache: true });
         for sstable in sstables.iter() {
-            let Lookup::Found(index) = sstable.reader.lookup(key) else { continue };
-            let stream = sstable.reader.stream_partition(index, plan.clone(), counters.clone());
-            let mut active_range = Tombstone::NONE;
-            for fragment in ClippedStream::new(stream, vec![row_range.clone()], false) {
-                match fragment.map_err(|e| fail_sstable(self, &table, sstable, e))? {
-                    Fragment::PartitionStart { tombstone, .. } => covering = covering.max(tombstone),
-                    Fragment::RangeTombstoneChange(change) => {
-                        if change.position <= row_range.0 {
-                            active_range = change.tombstone;
-                        }
-                    }
-                    Fragment::Row { key: k, row: r } if k == clustering => row.apply(&r),
-                    Fragment::Row { .. } | Fragment::StaticRow(_) | Fragment::PartitionEnd => {}
-                }
+            let found = sstable.reader.read_row(key, &clustering, true).map_err(|e| fail_sstable(self, &table, sstable, e))?;
+            let Some(version) = found else { continue };
+            covering = covering.max(version.partition_tombstone).max(version.range_tombstone);
+            if let Some(r) = version.row {
+                row.absorb(r);
             }
-            covering = covering.max(active_range);
         }
         row.compact(covering, Some(now), &NeverPurge, talus_format::CompactionPurpose::Read);
         if !row.is_live_at(now) {
             return Ok(None);
         }
-        Ok(Some(ResultRow { cells: live_cells(&row.cells, now), clustering }))
+        Ok(Some(ResultRow { cells: into_live_cells(row.cells, now), clustering }))
     }
 }

@@ -386,6 +386,11 @@ pub(crate) fn live_cells(cells: &talus_format::Cells, now: GcTime) -> Vec<(Colum
     cells.iter().filter(|(_, c)| c.is_live_at(now)).filter_map(|(id, c)| c.value().map(|v| (*id, v.clone()))).collect()
 }
 
+/// [`live_cells`], taking the cells' values instead of sharing them.
+pub(crate) fn into_live_cells(cells: talus_format::Cells, now: GcTime) -> Vec<(ColumnId, Bytes)> {
+    cells.into_iter().filter(|(_, c)| c.is_live_at(now)).filter_map(|(id, c)| c.into_value().map(|v| (id, v))).collect()
+}
+
 /// A convenience for [`Query`] over every partition.
 pub fn scan_all(table: &str) -> Query {
     Query::new(table, PartitionRange::all())

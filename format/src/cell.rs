@@ -87,6 +87,14 @@ impl Cell {
         }
     }
 
+    /// [`Cell::value`], by value.
+    pub fn into_value(self) -> Option<Bytes> {
+        match self {
+            Cell::Live { value, .. } | Cell::Expiring { value, .. } => Some(value),
+            Cell::Dead { .. } => None,
+        }
+    }
+
     /// Whether the cell holds a value at gc time `now` (R1.13: `expiry <= now` is expired).
     pub fn is_live_at(&self, now: GcTime) -> bool {
         match self {

@@ -98,6 +98,16 @@ impl Cells {
     }
 }
 
+impl IntoIterator for Cells {
+    type Item = (ColumnId, Cell);
+    type IntoIter = std::vec::IntoIter<(ColumnId, Cell)>;
+
+    /// The cells in column order, by value.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl FromIterator<(ColumnId, Cell)> for Cells {
     fn from_iter<I: IntoIterator<Item = (ColumnId, Cell)>>(iter: I) -> Self {
         let mut cells = Cells::new();

@@ -181,7 +181,8 @@ impl TalusPeer {
             TalusShape::Wide => self.engine.read_row(schema, &[group_key(group_of(key))], &[blob(key)], GcTime::now()),
         };
         let row = row.map_err(|e| self.error("get", e))?;
-        Ok(row.and_then(|r| r.cells.into_iter().next()).map(|(_, v)| v.to_vec()))
+        // `Vec::from` takes the value's buffer when nothing else holds it (no copy).
+        Ok(row.and_then(|r| r.cells.into_iter().next()).map(|(_, v)| Vec::from(v)))
     }
 
     fn error(&self, op: impl Into<String>, e: impl Into<crate::BoxError>) -> PeerError {

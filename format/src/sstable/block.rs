@@ -26,6 +26,7 @@ use crate::mutation_codec::{write_bytes, write_cells, write_position, write_pref
 use crate::partition_key::PartitionKey;
 use crate::range_tombstone::RangeTombstoneChange;
 use crate::schema::Compression;
+use crate::sstable::block_buffers;
 use crate::tombstone::Tombstone;
 
 /// Bytes of the trailer after a block's stored bytes.
@@ -265,11 +266,14 @@ pub fn read_block(stored_and_trailer: &Bytes, handle: BlockHandle, file_id: u64)
             Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
             Err(e) => Err(corrupt(format!("zstd: {e}"))),
         },
-        COMPRESSION_LZ4 => match lz4_flex::block::decompress(stored, uncompressed_len) {
-            Ok(content) if content.len() == uncompressed_len => Ok(Bytes::from(content)),
-            Ok(content) => Err(corrupt(format!("decompressed to {} byte(s), expected {uncompressed_len}", content.len()))),
-            Err(e) => Err(corrupt(format!("lz4: {e}"))),
-        },
+        COMPRESSION_LZ4 => {
+            let mut content = block_buffers::take(uncompressed_len);
+            match lz4_flex::block::decompress_into(stored, &mut content) {
+                Ok(len) if len == uncompressed_len => Ok(content.freeze()),
+                Ok(len) => Err(corrupt(format!("decompressed to {len} byte(s), expected {uncompressed_len}"))),
+                Err(e) => Err(corrupt(format!("lz4: {e}"))),
+            }
+        }
         other => Err(corrupt(format!("unknown compression {other}"))),
     }
 }

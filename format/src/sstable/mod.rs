@@ -10,6 +10,7 @@
 //! file, or reads it through the `Fs` trait) and an optional [`BlockCache`].
 
 pub mod block;
+pub mod block_buffers;
 mod block_output;
 pub mod bloom;
 pub mod clip;

@@ -25,7 +25,7 @@ use crate::sstable::index::{
     encode_entry, read_entry_head, read_entry_tail, shift, EntryTail, PartitionIndexEntry, RowIndexRef, FLAG_CLUSTERING, FLAG_ROW_INDEX,
     FLAG_STATIC_ROW, MIN_PARTITION_ENTRY_BYTES, PARTITION_INDEX,
 };
-use crate::sstable::token_search;
+use crate::sstable::token_search::TokenDirectory;
 use crate::time::Timestamp;
 use crate::token::Token;
 use crate::tombstone::Tombstone;
@@ -56,6 +56,8 @@ pub struct PartitionIndex {
     slots: Vec<Slot>,
     /// The slots' tokens, densely, for [`PartitionIndex::search`] (eight per cache line).
     tokens: Vec<i64>,
+    /// Where each bucket of leading token bits starts in `tokens`.
+    directory: TokenDirectory,
     reach: Reach,
 }
 
@@ -118,8 +120,9 @@ impl PartitionIndex {
     }
 
     fn with_slots(bytes: Bytes, section_offset: u64, slots: Vec<Slot>, reach: Reach) -> PartitionIndex {
-        let tokens = slots.iter().map(|s| s.token.0).collect();
-        PartitionIndex { bytes, section_offset, slots, tokens, reach }
+        let tokens: Vec<i64> = slots.iter().map(|s| s.token.0).collect();
+        let directory = TokenDirectory::build(&tokens);
+        PartitionIndex { bytes, section_offset, slots, tokens, directory, reach }
     }
 
     /// The section's bytes.
@@ -158,18 +161,32 @@ impl PartitionIndex {
         self.iter().map(|p| p.entry()).collect()
     }
 
-    /// Binary search for `key`: `Ok(index)` when present, `Err(insertion point)` otherwise.
+    /// Search for `key`: `Ok(index)` when present, `Err(insertion point)` otherwise.
     pub fn search(&self, key: &DecoratedKey) -> std::result::Result<usize, usize> {
-        let mut i = token_search::lower_bound(&self.tokens, key.token.0);
+        self.search_among(key, self.token_range(key.token))
+    }
+
+    /// The indexes of the partitions whose token is `token` (empty, at the insertion point, when
+    /// there is none), found from the tokens alone.
+    pub fn token_range(&self, token: Token) -> std::ops::Range<usize> {
+        let start = self.directory.lower_bound(&self.tokens, token.0);
+        let same = self.tokens.get(start..).map_or(0, |rest| rest.iter().take_while(|&&t| t == token.0).count());
+        start..start + same
+    }
+
+    /// [`PartitionIndex::search`] among `candidates`, the [`PartitionIndex::token_range`] of the
+    /// key's token.
+    pub fn search_among(&self, key: &DecoratedKey, candidates: std::ops::Range<usize>) -> std::result::Result<usize, usize> {
         // Partitions sharing the token (a hash collision) are ordered by key bytes.
-        while let Some(slot) = self.slots.get(i).filter(|s| s.token == key.token) {
+        for i in candidates.clone() {
+            let Some(slot) = self.slots.get(i) else { break };
             match self.key_bytes(slot).cmp(key.key.as_bytes()) {
-                Ordering::Less => i += 1,
+                Ordering::Less => {}
                 Ordering::Equal => return Ok(i),
                 Ordering::Greater => return Err(i),
             }
         }
-        Err(i)
+        Err(candidates.end)
     }
 
     /// The number of leading partitions for which `before(partition key vs key)` holds, given

@@ -39,6 +39,9 @@ use crate::sstable::statistics::Statistics;
 use crate::sstable::{BlockCache, SstableSource};
 use crate::tombstone::Tombstone;
 
+mod point;
+pub use self::point::RowVersion;
+
 /// Counts what reads touched; shared by the streams of one query.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
@@ -233,17 +236,27 @@ impl SstableReader {
     /// Where `key` is, and what answered: the key range and the bloom filter answer without a
     /// search of the partition index.
     pub fn lookup(&self, key: &DecoratedKey) -> Lookup {
+        match self.screen(key) {
+            Some(rejected) => rejected,
+            None => self.partitions.search(key).map_or(Lookup::Absent, Lookup::Found),
+        }
+    }
+
+    /// What rules `key` out without a search of the partition index: the key range
+    /// ([`Lookup::OutsideKeyRange`]) or the bloom filter ([`Lookup::FilteredOut`]); `None` when
+    /// neither does.
+    fn screen(&self, key: &DecoratedKey) -> Option<Lookup> {
         let (Some(first), Some(last)) = (self.partitions.get(0), self.partitions.len().checked_sub(1).and_then(|i| self.partitions.get(i)))
         else {
-            return Lookup::OutsideKeyRange;
+            return Some(Lookup::OutsideKeyRange);
         };
         if first.cmp_key(key).is_gt() || last.cmp_key(key).is_lt() {
-            return Lookup::OutsideKeyRange;
+            return Some(Lookup::OutsideKeyRange);
         }
         if !self.filter.may_contain(key_hash(key.key.as_bytes())) {
-            return Lookup::FilteredOut;
+            return Some(Lookup::FilteredOut);
         }
-        self.partitions.search(key).map_or(Lookup::Absent, Lookup::Found)
+        None
     }
 
     /// Whether the bloom filter admits `key` (no false negatives).
