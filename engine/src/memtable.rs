@@ -53,7 +53,10 @@ impl PartitionVersion {
 
     /// The tombstone covering the row at `key`: partition + range (R1.25).
     pub fn covering(&self, key: &ClusteringPrefix) -> Tombstone {
-        self.tombstone.max(self.range_tombstones().tombstone_at(&Position::at_row(key.clone())))
+        match &self.range_tombstones {
+            Some(list) => self.tombstone.max(list.tombstone_at(&Position::at_row(key.clone()))),
+            None => self.tombstone,
+        }
     }
 
     /// Applies an update with eager shadowing (R1.33).
@@ -97,10 +100,17 @@ impl PartitionVersion {
 
     /// Merges `incoming` into the row at `key`, then drops what `covering` shadows.
     fn compact_row(&mut self, key: ClusteringPrefix, covering: Tombstone, incoming: Option<&Row>) {
-        let mut row = self.rows.get(&key).cloned().unwrap_or_default();
-        if let Some(incoming) = incoming {
-            row.apply(incoming);
-        }
+        let mut row = match (self.rows.get(&key), incoming) {
+            (Some(existing), Some(incoming)) => {
+                let mut row = existing.clone();
+                row.apply(incoming);
+                row
+            }
+            (Some(existing), None) => existing.clone(),
+            // A new row is the incoming one (applied to an empty row it would be copied anyway).
+            (None, Some(incoming)) => incoming.clone(),
+            (None, None) => Row::default(),
+        };
         row.compact(covering, None, &NeverPurge, CompactionPurpose::Persist);
         if row.is_empty() {
             self.rows.remove(&key);
@@ -186,18 +196,30 @@ impl Memtable {
     pub fn apply(&self, mutation: &Mutation) {
         self.note_timestamps(&mutation.update);
         // One search whether the partition exists or not (the key clone is a reference count).
-        let (entry, created) = self.partitions.get_or_insert_with(mutation.key.clone(), || MemPartition {
-            writer: Mutex::new(()),
-            version: ArcSwap::from_pointee(PartitionVersion::default()),
+        // A new partition is inserted with the mutation already applied: its first version is
+        // complete before any reader can find it.
+        // Our first version, kept alive until checked so its address cannot be reused meanwhile.
+        let mut inserted: Option<Arc<PartitionVersion>> = None;
+        let (entry, created) = self.partitions.get_or_insert_with(mutation.key.clone(), || {
+            let mut version = PartitionVersion::default();
+            version.apply(&mutation.update);
+            let version = Arc::new(version);
+            inserted = Some(version.clone());
+            MemPartition { writer: Mutex::new(()), version: ArcSwap::new(version) }
         });
         if created {
             self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);
         }
         let partition = entry.value();
-        let _guard = partition.writer.lock();
-        let mut version = PartitionVersion::clone(&partition.version.load());
-        version.apply(&mutation.update);
-        partition.version.store(Arc::new(version));
+        // The inserted version may have lost a race with another writer inserting the same key
+        // (it was dropped), or already been replaced by a later write built on it. Applying the
+        // mutation again in the second case is harmless: reconciliation is idempotent.
+        if inserted.is_none_or(|ours| !Arc::ptr_eq(&partition.version.load(), &ours)) {
+            let _guard = partition.writer.lock();
+            let mut version = PartitionVersion::clone(&partition.version.load());
+            version.apply(&mutation.update);
+            partition.version.store(Arc::new(version));
+        }
         self.memory.fetch_add(update_size(&mutation.update), Ordering::Relaxed);
     }
 

@@ -24,7 +24,7 @@ use crossbeam_skiplist::SkipMap;
 use talus_format::{DecoratedKey, Token};
 
 /// Bits of the token that choose the bucket.
-const BUCKET_BITS: u32 = 12;
+const BUCKET_BITS: u32 = 14;
 /// The number of buckets (token ranges).
 pub const BUCKETS: usize = 1 << BUCKET_BITS;
 
