@@ -19,13 +19,14 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::commitlog::{ReplayCoverage, ReplayPosition};
+use crate::memtable_arena::ByteArena;
 use crate::memtable_rows::RowMap;
 use crate::partition_map::PartitionMap;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use talus_format::{
-    Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionUpdate, Position, RangeTombstoneList, Row,
-    Timestamp, Tombstone,
+    Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionKey, PartitionUpdate, Position,
+    RangeTombstoneList, Row, Timestamp, Tombstone,
 };
 
 /// One immutable version of a partition in a memtable.
@@ -59,8 +60,9 @@ impl PartitionVersion {
         }
     }
 
-    /// Applies an update with eager shadowing (R1.33).
-    fn apply(&mut self, update: &PartitionUpdate) {
+    /// Applies an update with eager shadowing (R1.33); the cells and keys it keeps are copied
+    /// into `arena`.
+    fn apply(&mut self, update: &PartitionUpdate, arena: &ByteArena) {
         let partition_tombstone_grew = update.tombstone > self.tombstone;
         self.tombstone.apply(update.tombstone);
         if partition_tombstone_grew {
@@ -73,7 +75,7 @@ impl PartitionVersion {
             });
         }
         if !update.static_cells.is_empty() {
-            self.static_cells.apply(&update.static_cells);
+            self.static_cells.apply(&arena.cells(&update.static_cells));
             self.static_cells.compact(self.tombstone, None, &NeverPurge);
         }
         for rt in &update.range_tombstones {
@@ -94,21 +96,26 @@ impl PartitionVersion {
         }
         for (key, row) in &update.rows {
             let covering = self.covering(key);
-            self.compact_row(key.clone(), covering, Some(row));
+            let key = match self.rows.get(key) {
+                Some(_) => key.clone(),
+                None if key.encoded().is_empty() => key.clone(),
+                None => ClusteringPrefix::from_encoded(arena.copy(key.encoded()), key.len() as u16),
+            };
+            self.compact_row(key, covering, Some(arena.row(row)));
         }
     }
 
     /// Merges `incoming` into the row at `key`, then drops what `covering` shadows.
-    fn compact_row(&mut self, key: ClusteringPrefix, covering: Tombstone, incoming: Option<&Row>) {
+    fn compact_row(&mut self, key: ClusteringPrefix, covering: Tombstone, incoming: Option<Row>) {
         let mut row = match (self.rows.get(&key), incoming) {
             (Some(existing), Some(incoming)) => {
                 let mut row = existing.clone();
-                row.apply(incoming);
+                row.apply(&incoming);
                 row
             }
             (Some(existing), None) => existing.clone(),
-            // A new row is the incoming one (applied to an empty row it would be copied anyway).
-            (None, Some(incoming)) => incoming.clone(),
+            // A new row is the incoming one.
+            (None, Some(incoming)) => incoming,
             (None, None) => Row::default(),
         };
         row.compact(covering, None, &NeverPurge, CompactionPurpose::Persist);
@@ -145,6 +152,8 @@ pub struct MemtableStats {
 /// A memtable of one table.
 pub struct Memtable {
     partitions: PartitionMap<MemPartition>,
+    /// Where the partition keys, clustering keys and cell values the memtable holds live.
+    arena: ByteArena,
     memory: AtomicUsize,
     min_ts: AtomicI64,
     max_ts: AtomicI64,
@@ -173,6 +182,7 @@ impl Memtable {
     pub fn new() -> Memtable {
         Memtable {
             partitions: PartitionMap::new(),
+            arena: ByteArena::new(),
             memory: AtomicUsize::new(0),
             min_ts: AtomicI64::new(i64::MAX),
             max_ts: AtomicI64::new(i64::MIN),
@@ -200,16 +210,19 @@ impl Memtable {
         // complete before any reader can find it.
         // Our first version, kept alive until checked so its address cannot be reused meanwhile.
         let mut inserted: Option<Arc<PartitionVersion>> = None;
-        let (entry, created) = self.partitions.get_or_insert_with(mutation.key.clone(), || {
+        // The key is copied into the arena even when the partition exists (one search): the
+        // memory estimate counts it either way.
+        let key_bytes = mutation.key.key.as_bytes();
+        let key = DecoratedKey { token: mutation.key.token, key: PartitionKey::from_legacy_bytes(self.arena.copy(key_bytes)) };
+        let (entry, created) = self.partitions.get_or_insert_with(key, || {
             let mut version = PartitionVersion::default();
-            version.apply(&mutation.update);
+            version.apply(&mutation.update, &self.arena);
             let version = Arc::new(version);
             inserted = Some(version.clone());
             MemPartition { writer: Mutex::new(()), version: ArcSwap::new(version) }
         });
-        if created {
-            self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);
-        }
+        let entry_bytes = if created { ENTRY_OVERHEAD } else { 0 };
+        self.memory.fetch_add(entry_bytes + key_bytes.len(), Ordering::Relaxed);
         let partition = entry.value();
         // The inserted version may have lost a race with another writer inserting the same key
         // (it was dropped), or already been replaced by a later write built on it. Applying the
@@ -217,7 +230,7 @@ impl Memtable {
         if inserted.is_none_or(|ours| !Arc::ptr_eq(&partition.version.load(), &ours)) {
             let _guard = partition.writer.lock();
             let mut version = PartitionVersion::clone(&partition.version.load());
-            version.apply(&mutation.update);
+            version.apply(&mutation.update, &self.arena);
             partition.version.store(Arc::new(version));
         }
         self.memory.fetch_add(update_size(&mutation.update), Ordering::Relaxed);
