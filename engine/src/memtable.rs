@@ -268,10 +268,18 @@ impl Memtable {
                 see(cell.timestamp(), cell.is_live());
             }
         }
-        self.min_ts.fetch_min(min, Ordering::Relaxed);
-        self.max_ts.fetch_max(max, Ordering::Relaxed);
-        self.min_live_ts.fetch_min(min_live, Ordering::Relaxed);
-        self.min_live_marker_ts.fetch_min(min_marker, Ordering::Relaxed);
+        // A read first: the bounds rarely move, and a read-modify-write is a locked instruction.
+        let lower = |bound: &AtomicI64, ts: i64| {
+            if ts < bound.load(Ordering::Relaxed) {
+                bound.fetch_min(ts, Ordering::Relaxed);
+            }
+        };
+        lower(&self.min_ts, min);
+        lower(&self.min_live_ts, min_live);
+        lower(&self.min_live_marker_ts, min_marker);
+        if max > self.max_ts.load(Ordering::Relaxed) {
+            self.max_ts.fetch_max(max, Ordering::Relaxed);
+        }
     }
 
     /// Approximate memory held, in bytes.
