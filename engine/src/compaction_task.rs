@@ -221,7 +221,9 @@ pub(crate) fn run(
         })
         .collect();
     let mut compacted = CompactedStream::new(Box::new(MergedStream::new(streams)), policy, CompactionPurpose::Persist);
-    let written = write_outputs(engine, table, job, interval, &mut compacted, progress);
+    // At most the inputs' partitions come out (fewer when they overlap or expire).
+    let partitions = readers.iter().map(|s| s.reader.partitions().len()).sum();
+    let written = write_outputs(engine, table, job, interval, partitions, &mut compacted, progress);
     let stats = *compacted.stats();
     drop(compacted);
     drop(ahead);
@@ -285,12 +287,14 @@ fn merged_interval(inputs: &[Arc<Sstable>]) -> Option<CommitlogInterval> {
         .reduce(|a, b| CommitlogInterval { start: a.start.min(b.start), end: a.end.max(b.end) })
 }
 
-/// Writes the compacted stream into output files cut at the job's size; returns them opened.
+/// Writes the compacted stream (at most `partitions` partitions) into output files cut at the
+/// job's size; returns them opened.
 fn write_outputs(
     engine: &Engine,
     table: &Table,
     job: &CompactionJob,
     interval: Option<CommitlogInterval>,
+    partitions: usize,
     fragments: &mut dyn Iterator<Item = talus_format::Result<Fragment>>,
     progress: &JobProgress,
 ) -> Result<Vec<Sstable>> {
@@ -303,6 +307,7 @@ fn write_outputs(
         let mut current: Option<SstableFile<'_>> = None;
         let mut run_id = None;
         let mut charged = 0u64;
+        let mut partitions_left = partitions;
         for fragment in fragments {
             let fragment = fragment?;
             let end = matches!(fragment, Fragment::PartitionEnd);
@@ -312,14 +317,16 @@ fn write_outputs(
                     let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
                     run_id.get_or_insert(generation);
                     let pipelined = inner.options.pipelined_compression;
-                    current.insert(SstableFile::create(
+                    let out = current.insert(SstableFile::create(
                         fs,
                         &inner.sst_dir,
                         generation,
                         &table.schema,
                         SstableOrigin::Compaction,
                         pipelined,
-                    )?)
+                    )?);
+                    out.reserve_partitions(partitions_left);
+                    out
                 }
             };
             out.add(&fragment)?;
@@ -327,6 +334,7 @@ fn write_outputs(
                 continue;
             }
             progress.partitions.fetch_add(1, Ordering::Relaxed);
+            partitions_left = partitions_left.saturating_sub(1);
             let size = out.data_size();
             let delta = size.saturating_sub(charged);
             charged = size;

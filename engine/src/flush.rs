@@ -71,6 +71,14 @@ impl<'a> SstableFile<'a> {
         }
     }
 
+    /// A sizing hint: about `partitions` partitions will be added (see
+    /// [`SstableWriter::reserve_partitions`]).
+    pub fn reserve_partitions(&mut self, partitions: usize) {
+        if let Some(writer) = &mut self.writer {
+            writer.reserve_partitions(partitions);
+        }
+    }
+
     /// Uncompressed data bytes written so far.
     pub fn data_size(&self) -> u64 {
         self.writer.as_ref().map_or(0, SstableWriter::data_size)

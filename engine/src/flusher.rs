@@ -169,7 +169,8 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
         let interval = coverage.min.map(|start| CommitlogInterval { start, end: sealed.cut });
         let fs = &*inner.fs;
         let pipelined = inner.options.pipelined_compression;
-        let out = SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, pipelined)?;
+        let mut out = SstableFile::create(fs, &inner.sst_dir, generation, &table.schema, SstableOrigin::Flush, pipelined)?;
+        out.reserve_partitions(memtable.stats().partitions);
         let seal = SstableSeal { commitlog_interval: interval, ..SstableSeal::at(GcTime::now()) };
         let written = out.write_all(memtable_fragments(memtable), seal)?;
         let cache: Arc<dyn BlockCache> = inner.block_cache.clone();

@@ -15,6 +15,7 @@ pub mod flusher;
 pub mod fs;
 pub mod manifest;
 pub mod memtable;
+pub mod memtable_arena;
 pub mod memtable_reader;
 pub mod memtable_rows;
 pub mod mutation_fragments;

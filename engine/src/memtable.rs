@@ -19,13 +19,14 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::commitlog::{ReplayCoverage, ReplayPosition};
+use crate::memtable_arena::ByteArena;
 use crate::memtable_rows::RowMap;
 use crate::partition_map::PartitionMap;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use talus_format::{
-    Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionUpdate, Position, RangeTombstoneList, Row,
-    Timestamp, Tombstone,
+    Cells, ClusteringPrefix, CompactionPurpose, DecoratedKey, Mutation, NeverPurge, PartitionKey, PartitionUpdate, Position,
+    RangeTombstoneList, Row, Timestamp, Tombstone,
 };
 
 /// One immutable version of a partition in a memtable.
@@ -53,11 +54,15 @@ impl PartitionVersion {
 
     /// The tombstone covering the row at `key`: partition + range (R1.25).
     pub fn covering(&self, key: &ClusteringPrefix) -> Tombstone {
-        self.tombstone.max(self.range_tombstones().tombstone_at(&Position::at_row(key.clone())))
+        match &self.range_tombstones {
+            Some(list) => self.tombstone.max(list.tombstone_at(&Position::at_row(key.clone()))),
+            None => self.tombstone,
+        }
     }
 
-    /// Applies an update with eager shadowing (R1.33).
-    fn apply(&mut self, update: &PartitionUpdate) {
+    /// Applies an update with eager shadowing (R1.33); the cells and keys it keeps are copied
+    /// into `arena`.
+    fn apply(&mut self, update: &PartitionUpdate, arena: &ByteArena) {
         let partition_tombstone_grew = update.tombstone > self.tombstone;
         self.tombstone.apply(update.tombstone);
         if partition_tombstone_grew {
@@ -70,7 +75,7 @@ impl PartitionVersion {
             });
         }
         if !update.static_cells.is_empty() {
-            self.static_cells.apply(&update.static_cells);
+            self.static_cells.apply(&arena.cells(&update.static_cells));
             self.static_cells.compact(self.tombstone, None, &NeverPurge);
         }
         for rt in &update.range_tombstones {
@@ -91,16 +96,28 @@ impl PartitionVersion {
         }
         for (key, row) in &update.rows {
             let covering = self.covering(key);
-            self.compact_row(key.clone(), covering, Some(row));
+            let key = match self.rows.get(key) {
+                Some(_) => key.clone(),
+                None if key.encoded().is_empty() => key.clone(),
+                None => ClusteringPrefix::from_encoded(arena.copy(key.encoded()), key.len() as u16),
+            };
+            self.compact_row(key, covering, Some(arena.row(row)));
         }
     }
 
     /// Merges `incoming` into the row at `key`, then drops what `covering` shadows.
-    fn compact_row(&mut self, key: ClusteringPrefix, covering: Tombstone, incoming: Option<&Row>) {
-        let mut row = self.rows.get(&key).cloned().unwrap_or_default();
-        if let Some(incoming) = incoming {
-            row.apply(incoming);
-        }
+    fn compact_row(&mut self, key: ClusteringPrefix, covering: Tombstone, incoming: Option<Row>) {
+        let mut row = match (self.rows.get(&key), incoming) {
+            (Some(existing), Some(incoming)) => {
+                let mut row = existing.clone();
+                row.apply(&incoming);
+                row
+            }
+            (Some(existing), None) => existing.clone(),
+            // A new row is the incoming one.
+            (None, Some(incoming)) => incoming,
+            (None, None) => Row::default(),
+        };
         row.compact(covering, None, &NeverPurge, CompactionPurpose::Persist);
         if row.is_empty() {
             self.rows.remove(&key);
@@ -135,6 +152,8 @@ pub struct MemtableStats {
 /// A memtable of one table.
 pub struct Memtable {
     partitions: PartitionMap<MemPartition>,
+    /// Where the partition keys, clustering keys and cell values the memtable holds live.
+    arena: ByteArena,
     memory: AtomicUsize,
     min_ts: AtomicI64,
     max_ts: AtomicI64,
@@ -163,6 +182,7 @@ impl Memtable {
     pub fn new() -> Memtable {
         Memtable {
             partitions: PartitionMap::new(),
+            arena: ByteArena::new(),
             memory: AtomicUsize::new(0),
             min_ts: AtomicI64::new(i64::MAX),
             max_ts: AtomicI64::new(i64::MIN),
@@ -186,18 +206,33 @@ impl Memtable {
     pub fn apply(&self, mutation: &Mutation) {
         self.note_timestamps(&mutation.update);
         // One search whether the partition exists or not (the key clone is a reference count).
-        let (entry, created) = self.partitions.get_or_insert_with(mutation.key.clone(), || MemPartition {
-            writer: Mutex::new(()),
-            version: ArcSwap::from_pointee(PartitionVersion::default()),
+        // A new partition is inserted with the mutation already applied: its first version is
+        // complete before any reader can find it.
+        // Our first version, kept alive until checked so its address cannot be reused meanwhile.
+        let mut inserted: Option<Arc<PartitionVersion>> = None;
+        // The key is copied into the arena even when the partition exists (one search): the
+        // memory estimate counts it either way.
+        let key_bytes = mutation.key.key.as_bytes();
+        let key = DecoratedKey { token: mutation.key.token, key: PartitionKey::from_legacy_bytes(self.arena.copy(key_bytes)) };
+        let (entry, created) = self.partitions.get_or_insert_with(key, || {
+            let mut version = PartitionVersion::default();
+            version.apply(&mutation.update, &self.arena);
+            let version = Arc::new(version);
+            inserted = Some(version.clone());
+            MemPartition { writer: Mutex::new(()), version: ArcSwap::new(version) }
         });
-        if created {
-            self.memory.fetch_add(ENTRY_OVERHEAD + mutation.key.key.as_bytes().len(), Ordering::Relaxed);
-        }
+        let entry_bytes = if created { ENTRY_OVERHEAD } else { 0 };
+        self.memory.fetch_add(entry_bytes + key_bytes.len(), Ordering::Relaxed);
         let partition = entry.value();
-        let _guard = partition.writer.lock();
-        let mut version = PartitionVersion::clone(&partition.version.load());
-        version.apply(&mutation.update);
-        partition.version.store(Arc::new(version));
+        // The inserted version may have lost a race with another writer inserting the same key
+        // (it was dropped), or already been replaced by a later write built on it. Applying the
+        // mutation again in the second case is harmless: reconciliation is idempotent.
+        if inserted.is_none_or(|ours| !Arc::ptr_eq(&partition.version.load(), &ours)) {
+            let _guard = partition.writer.lock();
+            let mut version = PartitionVersion::clone(&partition.version.load());
+            version.apply(&mutation.update, &self.arena);
+            partition.version.store(Arc::new(version));
+        }
         self.memory.fetch_add(update_size(&mutation.update), Ordering::Relaxed);
     }
 
@@ -233,10 +268,18 @@ impl Memtable {
                 see(cell.timestamp(), cell.is_live());
             }
         }
-        self.min_ts.fetch_min(min, Ordering::Relaxed);
-        self.max_ts.fetch_max(max, Ordering::Relaxed);
-        self.min_live_ts.fetch_min(min_live, Ordering::Relaxed);
-        self.min_live_marker_ts.fetch_min(min_marker, Ordering::Relaxed);
+        // A read first: the bounds rarely move, and a read-modify-write is a locked instruction.
+        let lower = |bound: &AtomicI64, ts: i64| {
+            if ts < bound.load(Ordering::Relaxed) {
+                bound.fetch_min(ts, Ordering::Relaxed);
+            }
+        };
+        lower(&self.min_ts, min);
+        lower(&self.min_live_ts, min_live);
+        lower(&self.min_live_marker_ts, min_marker);
+        if max > self.max_ts.load(Ordering::Relaxed) {
+            self.max_ts.fetch_max(max, Ordering::Relaxed);
+        }
     }
 
     /// Approximate memory held, in bytes.

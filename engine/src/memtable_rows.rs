@@ -7,9 +7,11 @@
 //! vector holds exactly its rows. A wide partition keeps the B-tree's
 //! O(1) copy and O(log n) write, which is what the copy-on-write versions of the memtable need.
 //!
-//! Rows sit behind `Arc`s: copying a B-tree node on a write (the persistent map copies the nodes
-//! on the path to the changed row, 16 entries each) then costs a reference count per entry, not a
-//! copy of each row's cells.
+//! Rows of the vector and B-tree forms sit behind `Arc`s: copying a B-tree node on a write (the
+//! persistent map copies the nodes on the path to the changed row, 16 entries each) then costs a
+//! reference count per entry, not a copy of each row's cells. The single row is held inline: a
+//! partition of one row then costs no allocation beyond its cells, on the write and again when the
+//! memtable is dropped after its flush (one `Arc` per partition is a tenth of them).
 //!
 //! Invariants: the vector is sorted by key with no duplicates; a map never shrinks back into a
 //! vector (a partition that was wide tends to stay wide).
@@ -27,8 +29,9 @@ pub const SMALL_ROWS: usize = 8;
 /// The rows of a partition by clustering key.
 #[derive(Debug, Clone)]
 pub enum RowMap {
-    /// One row (most partitions of a key-value table), held without a vector's allocation.
-    One([(ClusteringPrefix, Arc<Row>); 1]),
+    /// One row (most partitions of a key-value table), held inline, without a vector's or an
+    /// `Arc`'s allocation.
+    One(ClusteringPrefix, Row),
     /// Few rows (or none), sorted by key.
     Small(Vec<(ClusteringPrefix, Arc<Row>)>),
     /// Many rows: a persistent map, cheap to copy.
@@ -45,18 +48,9 @@ impl RowMap {
     /// The number of rows.
     pub fn len(&self) -> usize {
         match self {
-            RowMap::One(_) => 1,
+            RowMap::One(..) => 1,
             RowMap::Small(rows) => rows.len(),
             RowMap::Large(map) => map.len(),
-        }
-    }
-
-    /// The rows of the vector forms, sorted by key.
-    fn sorted(&self) -> Option<&[(ClusteringPrefix, Arc<Row>)]> {
-        match self {
-            RowMap::One(one) => Some(one),
-            RowMap::Small(rows) => Some(rows),
-            RowMap::Large(_) => None,
         }
     }
 
@@ -67,38 +61,36 @@ impl RowMap {
 
     /// The row at `key`.
     pub fn get(&self, key: &ClusteringPrefix) -> Option<&Row> {
-        match (self, self.sorted()) {
-            (RowMap::Large(map), _) => map.get(key).map(|r| &**r),
-            (_, rows) => {
-                let rows = rows.unwrap_or_default();
-                rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &*rows[i].1)
-            }
+        match self {
+            RowMap::One(k, row) => (k == key).then_some(row),
+            RowMap::Small(rows) => rows.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &*rows[i].1),
+            RowMap::Large(map) => map.get(key).map(|r| &**r),
         }
     }
 
     /// Sets the row at `key`.
     pub fn insert(&mut self, key: ClusteringPrefix, row: Row) {
-        let row = Arc::new(row);
         match self {
-            RowMap::Small(rows) if rows.is_empty() => *self = RowMap::One([(key, row)]),
-            RowMap::One([(k, r)]) if *k == key => *r = row,
-            RowMap::One(_) => {
-                if let RowMap::One([old]) = std::mem::take(self) {
-                    let pair = if old.0 < key { vec![old, (key, row)] } else { vec![(key, row), old] };
+            RowMap::Small(rows) if rows.is_empty() => *self = RowMap::One(key, row),
+            RowMap::One(k, r) if *k == key => *r = row,
+            RowMap::One(..) => {
+                if let RowMap::One(old_key, old_row) = std::mem::take(self) {
+                    let (old, new) = ((old_key, Arc::new(old_row)), (key, Arc::new(row)));
+                    let pair = if old.0 < new.0 { vec![old, new] } else { vec![new, old] };
                     *self = RowMap::Small(pair);
                 }
             }
             RowMap::Small(rows) => match rows.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => rows[i].1 = row,
+                Ok(i) => rows[i].1 = Arc::new(row),
                 Err(_) if rows.len() >= SMALL_ROWS => {
                     let mut map: imbl::OrdMap<ClusteringPrefix, Arc<Row>> = std::mem::take(rows).into_iter().collect();
-                    map.insert(key, row);
+                    map.insert(key, Arc::new(row));
                     *self = RowMap::Large(map);
                 }
-                Err(i) => rows.insert(i, (key, row)),
+                Err(i) => rows.insert(i, (key, Arc::new(row))),
             },
             RowMap::Large(map) => {
-                map.insert(key, row);
+                map.insert(key, Arc::new(row));
             }
         }
     }
@@ -106,8 +98,8 @@ impl RowMap {
     /// Removes the row at `key`, if any.
     pub fn remove(&mut self, key: &ClusteringPrefix) {
         match self {
-            RowMap::One([(k, _)]) if k == key => *self = RowMap::default(),
-            RowMap::One(_) => {}
+            RowMap::One(k, _) if k == key => *self = RowMap::default(),
+            RowMap::One(..) => {}
             RowMap::Small(rows) => {
                 if let Ok(i) = rows.binary_search_by(|(k, _)| k.cmp(key)) {
                     rows.remove(i);
@@ -122,8 +114,8 @@ impl RowMap {
     /// Keeps the rows for which `keep` returns true; `keep` may change them.
     pub fn retain(&mut self, mut keep: impl FnMut(&ClusteringPrefix, &mut Row) -> bool) {
         match self {
-            RowMap::One([(k, row)]) => {
-                if !keep(k, Arc::make_mut(row)) {
+            RowMap::One(k, row) => {
+                if !keep(k, row) {
                     *self = RowMap::default();
                 }
             }
@@ -144,17 +136,18 @@ impl RowMap {
 
     /// The rows at or after (`Included`) or after (`Excluded`) `lower`, in key order.
     pub fn from(&self, lower: Bound<&ClusteringPrefix>) -> Rows<'_> {
-        match (self, self.sorted()) {
-            (RowMap::Large(map), _) => Rows::Large(map.range::<_, ClusteringPrefix>((lower, Bound::Unbounded))),
-            (_, rows) => {
-                let rows = rows.unwrap_or_default();
-                let start = match lower {
-                    Bound::Unbounded => 0,
-                    Bound::Included(key) => rows.partition_point(|(k, _)| k < key),
-                    Bound::Excluded(key) => rows.partition_point(|(k, _)| k <= key),
-                };
+        let after = |k: &ClusteringPrefix| match lower {
+            Bound::Unbounded => true,
+            Bound::Included(key) => k >= key,
+            Bound::Excluded(key) => k > key,
+        };
+        match self {
+            RowMap::One(k, row) => Rows::One(after(k).then_some((k, row))),
+            RowMap::Small(rows) => {
+                let start = rows.partition_point(|(k, _)| !after(k));
                 Rows::Small(rows[start..].iter())
             }
+            RowMap::Large(map) => Rows::Large(map.range::<_, ClusteringPrefix>((lower, Bound::Unbounded))),
         }
     }
 }
@@ -171,6 +164,8 @@ impl FromIterator<(ClusteringPrefix, Row)> for RowMap {
 
 /// An iterator over rows of a [`RowMap`] in key order.
 pub enum Rows<'a> {
+    /// Over the single row (`None` once it was returned or when it is before the lower bound).
+    One(Option<(&'a ClusteringPrefix, &'a Row)>),
     /// Over the vector form.
     Small(std::slice::Iter<'a, (ClusteringPrefix, Arc<Row>)>),
     /// Over the map form.
@@ -182,6 +177,7 @@ impl<'a> Iterator for Rows<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
+            Rows::One(one) => one.take(),
             Rows::Small(iter) => iter.next().map(|(k, r)| (k, &**r)),
             Rows::Large(iter) => iter.next().map(|(k, r)| (k, &**r)),
         }
@@ -231,7 +227,7 @@ mod tests {
         assert!(matches!(rows, RowMap::Large(_)), "24 keys exceed the vector form");
         let mut one = RowMap::default();
         one.insert(key(5), row(1));
-        assert!(matches!(one, RowMap::One(_)));
+        assert!(matches!(one, RowMap::One(..)));
         one.insert(key(3), row(2));
         assert_eq!(one.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![key(3), key(5)]);
         one.remove(&key(3));

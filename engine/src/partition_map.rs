@@ -23,8 +23,9 @@ use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use talus_format::{DecoratedKey, Token};
 
-/// Bits of the token that choose the bucket.
-const BUCKET_BITS: u32 = 12;
+/// Bits of the token that choose the bucket. A full 64 MiB memtable of small partitions holds a
+/// dozen per bucket; a bucket in use costs a skiplist head (about half a KiB), 8 MiB at most.
+const BUCKET_BITS: u32 = 14;
 /// The number of buckets (token ranges).
 pub const BUCKETS: usize = 1 << BUCKET_BITS;
 

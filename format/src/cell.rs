@@ -95,6 +95,18 @@ impl Cell {
         }
     }
 
+    /// A copy with the value (if any) replaced by `value(old)`: the same bytes held elsewhere
+    /// (e.g. copied into a memtable's arena).
+    pub fn map_value(&self, value: impl FnOnce(&Bytes) -> Bytes) -> Cell {
+        match self {
+            Cell::Live { timestamp, value: v } => Cell::Live { timestamp: *timestamp, value: value(v) },
+            Cell::Expiring { timestamp, value: v, expiry, ttl } => {
+                Cell::Expiring { timestamp: *timestamp, value: value(v), expiry: *expiry, ttl: *ttl }
+            }
+            Cell::Dead { .. } => self.clone(),
+        }
+    }
+
     /// Whether the cell holds a value at gc time `now` (R1.13: `expiry <= now` is expired).
     pub fn is_live_at(&self, now: GcTime) -> bool {
         match self {

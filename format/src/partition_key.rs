@@ -27,15 +27,17 @@ impl PartitionKey {
     /// Builds the legacy form of `values` (R1.3). Fails if a component is over
     /// [`MAX_KEY_COMPONENT_BYTES`].
     pub fn from_values(values: &[Value]) -> Result<PartitionKey> {
-        let parts: Vec<Bytes> = values.iter().map(Value::serialize).collect();
-        for part in &parts {
+        let checked = |part: Bytes| {
             if part.len() > MAX_KEY_COMPONENT_BYTES {
                 return Err(Error::TooLarge { what: "partition key component".into(), size: part.len(), limit: MAX_KEY_COMPONENT_BYTES });
             }
+            Ok(part)
+        };
+        // A single component is the key as is (no vector of parts on the write path).
+        if let [single] = values {
+            return checked(single.serialize()).map(PartitionKey);
         }
-        if let [single] = parts.as_slice() {
-            return Ok(PartitionKey(single.clone()));
-        }
+        let parts: Vec<Bytes> = values.iter().map(|v| checked(v.serialize())).collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 3).sum());
         for part in &parts {
             // Cannot truncate: checked against MAX_KEY_COMPONENT_BYTES above.

@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use bytes::Bytes;
+
 use crate::cell::{Cell, ColumnId, PurgeRule, RowMarker};
 use crate::time::GcTime;
 use crate::tombstone::Tombstone;
@@ -90,6 +92,14 @@ impl Cells {
     /// Compacts every cell under `covering` (R2.12) and removes erased ones.
     pub fn compact(&mut self, covering: Tombstone, now: Option<GcTime>, purge: &dyn PurgeRule) {
         self.0.retain_mut(|(_, cell)| cell.compact(covering, now, purge));
+    }
+
+    /// A copy with every value replaced by `value(old)` (see [`Cell::map_value`]), in the same
+    /// order.
+    pub fn map_values(&self, mut value: impl FnMut(&Bytes) -> Bytes) -> Cells {
+        let mut out = Vec::with_capacity(self.0.len());
+        out.extend(self.0.iter().map(|(column, cell)| (*column, cell.map_value(&mut value))));
+        Cells(out)
     }
 
     /// Whether any cell is live at `now`.

@@ -235,6 +235,13 @@ impl PartitionIndexBuilder {
         PartitionIndexBuilder { bytes: vec![0; COUNT_ROOM], slots: Vec::new(), reach: Reach::default() }
     }
 
+    /// Makes room for `partitions` more entries of about `entry_bytes` encoded bytes each, so
+    /// the index grows without copying itself (and faulting in fresh pages) at every doubling.
+    pub(crate) fn reserve(&mut self, partitions: usize, entry_bytes: usize) {
+        self.slots.reserve(partitions);
+        self.bytes.reserve(partitions.saturating_mul(entry_bytes));
+    }
+
     /// Appends the next entry (entries come in (token, key) order).
     pub(crate) fn push(&mut self, entry: &PartitionIndexEntry) {
         let encoded = encode_entry(entry, &mut self.bytes);

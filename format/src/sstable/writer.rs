@@ -210,6 +210,10 @@ pub struct SstableWriter<S: SstableSink> {
     row_index: Vec<u8>,
 }
 
+/// Encoded bytes of a typical partition index entry (a key of a few dozen bytes, then varints),
+/// for [`SstableWriter::reserve_partitions`].
+const INDEX_ENTRY_BYTES: usize = 48;
+
 impl<S: SstableSink> SstableWriter<S> {
     /// A writer of file `file_id` (the generation every checksum is bound to) into `sink`; blocks
     /// are compressed and written on the caller's thread.
@@ -239,6 +243,14 @@ impl<S: SstableSink> SstableWriter<S> {
             hashes: Vec::new(),
             row_index: Vec::new(),
         }
+    }
+
+    /// A sizing hint: about `partitions` more partitions will be added. The per-partition
+    /// structures (partition index, bloom filter hashes) are then sized once instead of growing by
+    /// doubling. The output does not depend on the hint.
+    pub fn reserve_partitions(&mut self, partitions: usize) {
+        self.index.reserve(partitions, INDEX_ENTRY_BYTES);
+        self.hashes.reserve(partitions);
     }
 
     /// Adds the next fragment of the stream.
