@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::fragment::Fragment;
 use crate::partition_key::DecoratedKey;
 use crate::position::Position;
-use crate::range_tombstone::{RangeTombstone, RangeTombstoneChange};
+use crate::range_tombstone::RangeTombstoneChange;
 use crate::sstable::block::{decode_fragment, decode_fragment_shared, decode_partition_start, read_block, BlockHandle, BLOCK_TRAILER_LEN};
 use crate::sstable::bloom::{key_hash, BloomFilter};
 use crate::sstable::footer::{Footer, Section, FOOTER_LEN};
@@ -39,7 +39,9 @@ use crate::sstable::statistics::Statistics;
 use crate::sstable::{BlockCache, SstableSource};
 use crate::tombstone::Tombstone;
 
+mod plan;
 mod point;
+pub use self::plan::ReadPlan;
 pub use self::point::RowVersion;
 
 /// Counts what reads touched; shared by the streams of one query.
@@ -51,50 +53,6 @@ pub struct ReadCounters {
     pub block_cache_hits: AtomicU64,
     /// Data blocks a plan let the reader skip.
     pub blocks_skipped: AtomicU64,
-}
-
-/// What a partition read needs, so the reader can skip the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadPlan {
-    /// Clustering ranges `[start, end)` the reader must return.
-    pub ranges: Vec<(Position, Position)>,
-    /// Whether the static row is wanted.
-    pub static_row: bool,
-    /// Tombstones known (from other sources too) to cover parts of the partition.
-    pub covering: Vec<RangeTombstone>,
-    /// Whether blocks read from the file enter the block cache (a compaction reads each block
-    /// once and would only evict what reads need).
-    pub fill_cache: bool,
-}
-
-impl ReadPlan {
-    /// Everything, nothing known to be shadowed.
-    pub fn full() -> ReadPlan {
-        ReadPlan {
-            ranges: vec![(Position::before_all_rows(), Position::after_all_rows())],
-            static_row: true,
-            covering: Vec::new(),
-            fill_cache: true,
-        }
-    }
-
-    /// Whether the plan reads every block: it wants every clustering position and knows of no
-    /// covering tombstone, so [`ReadPlan::skips`] is false for every block.
-    pub fn reads_every_block(&self) -> bool {
-        self.covering.is_empty()
-            && self.ranges.iter().any(|(start, end)| *start <= Position::before_all_rows() && *end >= Position::after_all_rows())
-    }
-
-    /// Whether a block whose clustering fragments span `first..=last` with highest timestamp
-    /// `max_timestamp` can be left unread.
-    pub fn skips(&self, block: &RowIndexEntry) -> bool {
-        let wanted = self.ranges.iter().any(|(start, end)| *start <= block.last && block.first < *end);
-        let shadowed = self
-            .covering
-            .iter()
-            .any(|c| c.start <= block.first && block.last < c.end && c.tombstone.covers(block.max_timestamp) && c.tombstone.is_some());
-        !wanted || shadowed
-    }
 }
 
 /// The answer of [`SstableReader::lookup`].
