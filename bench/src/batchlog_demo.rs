@@ -381,8 +381,13 @@ impl DemoOutcome {
                 self.talus.iter().filter(|r| r.layout == layout).map(|r| (r.dead_entries.max(1) as f64, r.replay_seconds)).collect();
             chart = chart.series(Series::new(format!("talus {layout}"), points));
         }
-        let mut names: Vec<(String, Layout)> = self.peers.iter().map(|p| (p.engine.clone(), p.layout)).collect();
-        names.dedup();
+        // One series per peer and layout, in order of first appearance (the runs interleave them).
+        let mut names: Vec<(String, Layout)> = Vec::new();
+        for p in &self.peers {
+            if !names.iter().any(|(engine, layout)| *engine == p.engine && *layout == p.layout) {
+                names.push((p.engine.clone(), p.layout));
+            }
+        }
         for (engine, layout) in names {
             let points = self
                 .peers

@@ -39,3 +39,29 @@ fn demo_v2_replay_reads_a_tenth_of_what_v1_reads() {
     assert!(v2.entries_visited + v2.tombstones_visited <= v1.tombstones_visited / 10, "v2 reads what cleanup left: {v2:?}");
     assert!(v2.cleanup_tombstones > 0, "{v2:?}");
 }
+
+/// The chart has one series per peer and layout, however the runs interleave them.
+#[test]
+fn demo_chart_has_one_series_per_peer_and_layout() {
+    use talus_bench::batchlog_demo::DemoOutcome;
+    use talus_bench::peers::batchlog::{run_batchlog_pattern, SPACES};
+    use talus_bench::peers::{PeerKind, PeerOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let peer = PeerKind::Fjall.open(dir.path(), &PeerOptions::with_spaces(&SPACES)).unwrap();
+    let config = BatchlogPatternConfig { batches: 200, replay_every: 100, ..BatchlogPatternConfig::default() };
+    let small = run_batchlog_pattern(peer.as_ref(), &config, &Progress::hidden("fjall", 200)).unwrap();
+    // As the demo records them: per size, every peer and layout in turn.
+    let other = |batches| talus_bench::peers::batchlog::BatchlogPatternReport {
+        engine: "other".into(),
+        layout: Layout::V2,
+        batches,
+        dead_entries: batches,
+        ..small.clone()
+    };
+    let large = talus_bench::peers::batchlog::BatchlogPatternReport { batches: 400, dead_entries: 400, ..small.clone() };
+    let outcome = DemoOutcome { talus: Vec::new(), peers: vec![small.clone(), other(200), large, other(400)] };
+    let chart = outcome.chart();
+    let peers: Vec<(&str, usize)> = chart.series.iter().skip(2).map(|s| (s.name.as_str(), s.points.len())).collect();
+    assert_eq!(peers, [("fjall v1", 2), ("other v2", 2)]);
+}
