@@ -132,7 +132,7 @@ pub(super) struct ReplayRun {
     /// Deletions of the delivered entries of the page being processed: applied as one engine
     /// write before the next page is read ([`BatchlogManager::scan`]). A crash before it only
     /// makes those batches be delivered again, which a replayer must tolerate anyway (A9).
-    pub(super) delivered: Vec<Mutation>,
+    pub(super) pending_deletions: Vec<Mutation>,
 }
 
 impl ReplayRun {
@@ -161,7 +161,7 @@ impl ReplayRun {
             min_too_fresh: vec![None; SHARDS],
             need_cleanup: vec![false; SHARDS],
             stays_live: None,
-            delivered: Vec::new(),
+            pending_deletions: Vec::new(),
         }
     }
 
@@ -268,9 +268,9 @@ impl BatchlogManager {
             for entry in entries.drain(..) {
                 handle(run, entry)?;
             }
-            if !run.delivered.is_empty() {
-                self.engine.apply_batch(&run.delivered)?;
-                run.delivered.clear();
+            if !run.pending_deletions.is_empty() {
+                self.engine.apply_batch(&run.pending_deletions)?;
+                run.pending_deletions.clear();
             }
             match result.paging_state {
                 Some(state) => query.paging_state = Some(state),
@@ -318,7 +318,7 @@ impl BatchlogManager {
             }
         };
         if delivered.is_ok() {
-            run.delivered.push(self.delete_mutation(&handle, entry.stage)?);
+            run.pending_deletions.push(self.delete_mutation(&handle, entry.stage)?);
             run.report.batches_replayed += 1;
             run.need_cleanup[shard] = true;
             return Ok(());

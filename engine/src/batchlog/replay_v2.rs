@@ -23,8 +23,10 @@ use crate::query::{Query, QueryResult};
 /// Shards per chunk of a replay (A8 step 5: 16 chunks of 16 shards).
 const SHARDS_PER_CHUNK: usize = 16;
 
-/// Partitions to read per replay worker before a second worker pays off: starting a thread
-/// costs about as much as reading a few partitions and delivering their batches.
+/// Partitions to read per replay worker before a second worker is started. A judgment, not a
+/// measurement: a scoped thread costs tens of microseconds to start, about what reading a few
+/// cold partitions and delivering their batches costs, so a replay of a handful stays on one
+/// thread.
 const MIN_PARTITIONS_PER_WORKER: usize = 4;
 
 impl BatchlogManager {
@@ -44,8 +46,15 @@ impl BatchlogManager {
         }
         // A8 step 5: chunks of shards, each read shard by shard, up to `replay_parallelism`
         // chunks at once. Only partitions that may hold live entries are read.
-        let chunks: Vec<usize> = (0..SHARDS / SHARDS_PER_CHUNK).filter(|&c| self.partitions_to_read(c) > 0).collect();
-        let to_read: usize = chunks.iter().map(|&c| self.partitions_to_read(c)).sum();
+        let mut chunks = Vec::new();
+        let mut to_read = 0;
+        for chunk in 0..SHARDS / SHARDS_PER_CHUNK {
+            let partitions = self.partitions_to_read(chunk);
+            if partitions > 0 {
+                chunks.push(chunk);
+                to_read += partitions;
+            }
+        }
         let workers = if to_read < MIN_PARTITIONS_PER_WORKER * 2 { 1 } else { self.options.replay_parallelism.min(chunks.len()) };
         let next = AtomicUsize::new(0);
         let work = |run: &mut ReplayRun| -> Result<()> {
