@@ -20,7 +20,7 @@ use talus_format::{ClusteringPrefix, DecoratedKey, GcTime, NeverPurge, Row, Sche
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::query::{into_live_cells, ResultRow};
+use crate::query::{live_cells, ResultRow};
 use crate::read_path::fail_sstable;
 
 impl Engine {
@@ -64,6 +64,6 @@ impl Engine {
         if !row.is_live_at(now) {
             return Ok(None);
         }
-        Ok(Some(ResultRow { cells: into_live_cells(row.cells, now), clustering }))
+        Ok(Some(ResultRow { cells: live_cells(row.cells, now), clustering }))
     }
 }

@@ -305,10 +305,6 @@ impl ResultBuilder {
         }
     }
 
-    fn live_cells(&self, cells: &talus_format::Cells) -> Vec<(ColumnId, Bytes)> {
-        live_cells(cells, self.now)
-    }
-
     /// Counts one returned row; true when the page is full.
     fn count_row(&mut self) -> bool {
         self.live_rows += 1;
@@ -330,7 +326,7 @@ impl ResultBuilder {
                 false
             }
             Fragment::StaticRow(cells) => {
-                let live = self.live_cells(&cells);
+                let live = live_cells(cells, self.now);
                 if let Some(p) = &mut self.open {
                     p.static_cells = live;
                 }
@@ -340,7 +336,7 @@ impl ResultBuilder {
                 if !row.is_live_at(self.now) {
                     return false;
                 }
-                let cells = self.live_cells(&row.cells);
+                let cells = live_cells(row.cells, self.now);
                 self.last_row = Some(key.clone());
                 if let Some(p) = &mut self.open {
                     p.rows.push(ResultRow { clustering: key, cells });
@@ -381,13 +377,8 @@ impl ResultBuilder {
     }
 }
 
-/// The cells of `cells` live at `now`, with their values.
-pub(crate) fn live_cells(cells: &talus_format::Cells, now: GcTime) -> Vec<(ColumnId, Bytes)> {
-    cells.iter().filter(|(_, c)| c.is_live_at(now)).filter_map(|(id, c)| c.value().map(|v| (*id, v.clone()))).collect()
-}
-
-/// [`live_cells`], taking the cells' values instead of sharing them.
-pub(crate) fn into_live_cells(cells: talus_format::Cells, now: GcTime) -> Vec<(ColumnId, Bytes)> {
+/// The live cells of `cells` at `now`, with their values (taken, not copied).
+pub(crate) fn live_cells(cells: talus_format::Cells, now: GcTime) -> Vec<(ColumnId, Bytes)> {
     cells.into_iter().filter(|(_, c)| c.is_live_at(now)).filter_map(|(id, c)| c.into_value().map(|v| (id, v))).collect()
 }
 
