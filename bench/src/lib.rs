@@ -4,6 +4,7 @@
 //!
 //! This library holds the workload setup and the measurement helpers shared by the benches.
 
+pub mod allocator;
 pub mod batchlog_demo;
 pub mod chart;
 pub mod cli;

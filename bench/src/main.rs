@@ -28,7 +28,8 @@
 //! `bench-latency.png` in `--reports` (default `target/reports/`). Progress on stderr.
 //!
 //! The binary allocates with mimalloc (as fjall's published benchmarks do), the same allocator
-//! for every engine of the run.
+//! for every engine of the run, with freed memory kept in the process
+//! ([`talus_bench::allocator`]).
 
 use clap::Parser;
 use talus_bench::cli::{run, BenchArgs};
@@ -47,5 +48,6 @@ struct Cli {
 }
 
 fn main() -> Result<(), BoxError> {
+    talus_bench::allocator::keep_freed_memory();
     run(&Cli::parse().args)
 }

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 /// mimalloc, as in `talus-bench`: the engine allocates small objects on one thread (writers) and
 /// frees them on another (a flushed memtable is dropped by the flusher); glibc's allocator
-/// serializes that on an arena lock.
+/// serializes that on an arena lock. Freed memory stays in the process
+/// ([`talus_bench::allocator`]).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -64,6 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    talus_bench::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::BatchlogDemo(args) => {

@@ -211,7 +211,12 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
 pub(crate) fn start(engine: &Engine) {
     let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
     let control = engine.inner.flush.clone();
-    let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || run(&control, weak));
+    let niceness = engine.inner.options.background_niceness;
+    let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || {
+        // Not fatal: the flusher then runs at the engine's priority.
+        let _ = crate::thread_priority::run_in_background(niceness);
+        run(&control, weak)
+    });
     if let Err(e) = spawned {
         *engine.inner.flush.last_error.lock() = Some(format!("cannot start the flusher thread: {e}"));
     }

@@ -28,6 +28,7 @@ pub mod rate_limiter;
 pub mod read_path;
 pub mod sstable_set;
 pub mod sstable_source;
+mod thread_priority;
 
 pub use compaction_manager::{CompactionShutdown, CompactionStatus, CompactionTotals, RunningCompaction};
 pub use compaction_task::{CompactionOptions, CompactionReport};

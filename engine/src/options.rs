@@ -41,6 +41,13 @@ pub struct EngineOptions {
     /// compactions, or writers competing for the CPU) it gains nothing; turn it off to keep each
     /// flush and compaction on exactly one thread.
     pub pipelined_compression: bool,
+    /// The niceness (0 to 19) the flush and compaction threads run at, and the helper threads
+    /// they start: background work yields the cores to the threads writing and reading, as
+    /// ScyllaDB runs memtable flushes and compactions in scheduling groups with fewer shares
+    /// than statements. Flushes fall behind only while the foreground keeps every core busy, and
+    /// then writers wait at the memtable total (`write_stall_limit`), so memory stays bounded.
+    /// 0 runs them at the engine's own priority. Linux only (elsewhere the option is ignored).
+    pub background_niceness: u8,
     /// The commitlog.
     pub commitlog: CommitlogOptions,
 }
@@ -57,6 +64,7 @@ impl Default for EngineOptions {
             compaction_threads: 1,
             compaction_throughput_bytes_per_sec: None,
             pipelined_compression: true,
+            background_niceness: 10,
             commitlog: CommitlogOptions::default(),
         }
     }
@@ -73,6 +81,9 @@ impl EngineOptions {
         }
         if self.compaction_throughput_bytes_per_sec == Some(0) {
             return Err(Error::InvalidOptions("compaction throughput limit must be above zero (None: unlimited)".into()));
+        }
+        if self.background_niceness > 19 {
+            return Err(Error::InvalidOptions(format!("background_niceness {} is over 19", self.background_niceness)));
         }
         Ok(())
     }

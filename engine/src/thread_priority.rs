@@ -1,0 +1,65 @@
+//! Background threads' priority: flushes and compactions run at a higher niceness than the
+//! threads that embed the engine ([`crate::EngineOptions::background_niceness`]), as ScyllaDB
+//! gives its memtable-flush and compaction scheduling groups fewer shares than statements.
+//!
+//! On Linux the niceness is a per-thread attribute, inherited by the threads a thread starts, so
+//! a flush's or compaction's helper threads (block compression, read-ahead) run at it too.
+//!
+//! Thread-safety: affects only the calling thread.
+
+/// Raises the calling thread's niceness to `niceness` (1 to 19, as validated; 0 leaves it alone). Failure
+/// is returned, not fatal: the thread then simply runs at the engine's priority.
+pub(crate) fn run_in_background(niceness: u8) -> std::io::Result<()> {
+    if niceness == 0 {
+        return Ok(());
+    }
+    set_niceness(i32::from(niceness))
+}
+
+#[cfg(target_os = "linux")]
+fn set_niceness(niceness: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; with PRIO_PROCESS
+    // and who = 0 Linux applies it to the calling thread only (niceness is per thread there).
+    #[allow(unsafe_code)]
+    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, niceness) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_niceness(_niceness: i32) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread raised to niceness 10 reports it, and a thread it starts inherits it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn background_niceness_is_set_and_inherited() {
+        let read = || std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|s| nice_of(&s));
+        let (own, child) = std::thread::spawn(move || {
+            let before = read();
+            let set = run_in_background(10);
+            let child = std::thread::spawn(read).join().ok().flatten();
+            (before.zip(read()).map(|(b, a)| (b, a, set.is_ok())), child)
+        })
+        .join()
+        .unwrap_or((None, None));
+        let (before, after, set) = own.unwrap_or((0, 0, false));
+        assert!(set, "setpriority failed");
+        assert_eq!(after, before.max(10));
+        assert_eq!(child, Some(after));
+    }
+
+    /// Field 19 of `/proc/<pid>/task/<tid>/stat`: the niceness.
+    #[cfg(target_os = "linux")]
+    fn nice_of(stat: &str) -> Option<i64> {
+        stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+    }
+}
