@@ -14,9 +14,20 @@
 //! that can hold the row; a corruption fails the read with [`Error::SstableCorrupt`] and
 //! quarantines the sstable, as for queries.
 //!
+//! An sstable is also skipped when nothing in it can change the answer (Cassandra's
+//! timestamp-ordered single-partition read): once the versions read so far give every regular
+//! column a live cell newer than the tombstones read so far, the row's answer is settled against
+//! any source whose data is all older than the oldest of those cells. Such a source's cells lose
+//! reconciliation to the newer ones (R1.30), its tombstones (no newer than its max timestamp)
+//! shadow none of them (R1.25: a tombstone shadows what is not newer than itself), and the row
+//! is live through its cells whatever its markers say. The sstable statistics' `max_timestamp`
+//! bounds every timestamp in the file (cells, markers, all tombstones), so the check is exact, not
+//! a heuristic. Sstables are listed newest first, so after an overwrite the older copies of a row
+//! are passed over without reading their blocks.
+//!
 //! Thread-safety: runs on the caller's thread over `Arc` snapshots; takes no lock a writer holds.
 
-use talus_format::{ClusteringPrefix, DecoratedKey, GcTime, NeverPurge, Row, Schema, Tombstone, Value};
+use talus_format::{ClusteringPrefix, DecoratedKey, GcTime, NeverPurge, Row, Schema, Timestamp, Tombstone, Value};
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -52,18 +63,46 @@ impl Engine {
             }
         }
         let sstables = table.sstables.load_full();
+        let columns = schema.regular_columns.len();
+        let mut settled = settled_above(&row, covering, now, columns);
         for sstable in sstables.iter() {
+            if sstable.reader.statistics().max_timestamp < settled {
+                continue;
+            }
             let found = sstable.reader.read_row(key, &clustering, true).map_err(|e| fail_sstable(self, &table, sstable, e))?;
             let Some(version) = found else { continue };
             covering = covering.max(version.partition_tombstone).max(version.range_tombstone);
             if let Some(r) = version.row {
                 row.absorb(r);
             }
+            settled = settled_above(&row, covering, now, columns);
         }
         row.compact(covering, Some(now), &NeverPurge, talus_format::CompactionPurpose::Read);
         if !row.is_live_at(now) {
             return Ok(None);
         }
         Ok(Some(ResultRow { cells: live_cells(row.cells, now), clustering }))
+    }
+}
+
+/// The timestamp below which no source can change the answer for `row` (see the module docs):
+/// the oldest of its cells when each of the table's `columns` regular columns has a live cell at
+/// `now` newer than `covering` and the row's own tombstone; [`Timestamp::MIN`] (nothing is
+/// settled) otherwise.
+fn settled_above(row: &Row, covering: Tombstone, now: GcTime, columns: usize) -> Timestamp {
+    let newest_tombstone = covering.max(row.tombstone.max()).timestamp;
+    let mut oldest = Timestamp::MAX;
+    let mut settled_columns = 0;
+    for (_, cell) in row.cells.iter() {
+        if !cell.is_live_at(now) || cell.timestamp() <= newest_tombstone {
+            return Timestamp::MIN;
+        }
+        oldest = oldest.min(cell.timestamp());
+        settled_columns += 1;
+    }
+    if settled_columns == columns && columns > 0 {
+        oldest
+    } else {
+        Timestamp::MIN
     }
 }
