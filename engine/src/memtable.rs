@@ -306,6 +306,11 @@ impl Memtable {
 
     /// A snapshot of one partition, if present.
     pub fn partition(&self, key: &DecoratedKey) -> Option<Arc<PartitionVersion>> {
+        // An empty memtable (the usual one a read meets after a flush) is answered without
+        // touching its bucket array, whose cache line for `key` is cold.
+        if self.is_empty() {
+            return None;
+        }
         self.partitions.get(key).map(|e| e.value().version.load_full())
     }
 

@@ -54,9 +54,7 @@ pub struct PartitionIndex {
     /// File offset of the section (for corruption offsets).
     section_offset: u64,
     slots: Vec<Slot>,
-    /// The slots' tokens, densely, for [`PartitionIndex::search`] (eight per cache line).
-    tokens: Vec<i64>,
-    /// Where each bucket of leading token bits starts in `tokens`.
+    /// Where each bucket of leading token bits starts in `slots`.
     directory: TokenDirectory,
     reach: Reach,
 }
@@ -120,9 +118,8 @@ impl PartitionIndex {
     }
 
     fn with_slots(bytes: Bytes, section_offset: u64, slots: Vec<Slot>, reach: Reach) -> PartitionIndex {
-        let tokens: Vec<i64> = slots.iter().map(|s| s.token.0).collect();
-        let directory = TokenDirectory::build(&tokens);
-        PartitionIndex { bytes, section_offset, slots, tokens, directory, reach }
+        let directory = TokenDirectory::build(&slots, |s| s.token.0);
+        PartitionIndex { bytes, section_offset, slots, directory, reach }
     }
 
     /// The section's bytes.
@@ -169,8 +166,8 @@ impl PartitionIndex {
     /// The indexes of the partitions whose token is `token` (empty, at the insertion point, when
     /// there is none), found from the tokens alone.
     pub fn token_range(&self, token: Token) -> std::ops::Range<usize> {
-        let start = self.directory.lower_bound(&self.tokens, token.0);
-        let same = self.tokens.get(start..).map_or(0, |rest| rest.iter().take_while(|&&t| t == token.0).count());
+        let start = self.directory.lower_bound(&self.slots, token.0, |s| s.token.0);
+        let same = self.slots.get(start..).map_or(0, |rest| rest.iter().take_while(|s| s.token == token).count());
         start..start + same
     }
 
