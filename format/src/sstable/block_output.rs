@@ -108,6 +108,9 @@ pub(crate) struct BlockOutput<S> {
     /// Handles of blocks `base..base + handles.len()`.
     handles: VecDeque<BlockHandle>,
     base: u64,
+    /// Where the blocks whose handle is known end: kept apart from `handles`, which the writer
+    /// empties as it indexes them (a flush after every handle was forgotten still knows it).
+    blocks_end: u64,
 }
 
 impl<S: SstableSink> BlockSealer<S> {
@@ -135,7 +138,7 @@ impl<S: SstableSink> BlockOutput<S> {
     /// Blocks compressed and appended on the caller's thread, during [`BlockOutput::submit`].
     pub(crate) fn inline(sink: S, file_id: u64, compression: Compression) -> BlockOutput<S> {
         let sealer = BlockSealer { sink, file_id, compression, offset: 0, scratch: Vec::new() };
-        BlockOutput { mode: Mode::Inline(sealer), handles: VecDeque::new(), base: 0 }
+        BlockOutput { mode: Mode::Inline(sealer), handles: VecDeque::new(), base: 0, blocks_end: 0 }
     }
 
     /// Blocks whose handle is known: every block below this sequence number is written.
@@ -163,12 +166,13 @@ impl<S: SstableSink> BlockOutput<S> {
             Mode::Inline(sealer) => {
                 let handle = sealer.write(content)?;
                 content.clear();
+                self.blocks_end = handle.end();
                 self.handles.push_back(handle);
                 Ok(())
             }
             Mode::Pipelined(pipeline) => {
                 pipeline.submit(content)?;
-                pipeline.collect(&mut self.handles, false)
+                pipeline.collect(&mut self.handles, &mut self.blocks_end, false)
             }
         }
     }
@@ -180,8 +184,8 @@ impl<S: SstableSink> BlockOutput<S> {
             Mode::Inline(sealer) => Ok(sealer.offset),
             Mode::Pipelined(pipeline) => {
                 pipeline.send()?;
-                pipeline.collect(&mut self.handles, true)?;
-                Ok(self.handles.back().map_or(0, BlockHandle::end))
+                pipeline.collect(&mut self.handles, &mut self.blocks_end, true)?;
+                Ok(self.blocks_end)
             }
         }
     }
@@ -251,7 +255,7 @@ impl<S: SstableSink + Send + 'static> BlockOutput<S> {
             free_blocks: Vec::new(),
             failed: false,
         };
-        Ok(BlockOutput { mode: Mode::Pipelined(pipeline), handles: VecDeque::new(), base: 0 })
+        Ok(BlockOutput { mode: Mode::Pipelined(pipeline), handles: VecDeque::new(), base: 0, blocks_end: 0 })
     }
 }
 
@@ -298,14 +302,17 @@ impl<S> Pipeline<S> {
         Ok(())
     }
 
-    /// Moves the handles of written blocks into `handles`; with `wait`, until every batch sent
-    /// is written.
-    fn collect(&mut self, handles: &mut VecDeque<BlockHandle>, wait: bool) -> Result<()> {
+    /// Moves the handles of written blocks into `handles` (and where the last ends into
+    /// `blocks_end`); with `wait`, until every batch sent is written.
+    fn collect(&mut self, handles: &mut VecDeque<BlockHandle>, blocks_end: &mut u64, wait: bool) -> Result<()> {
         while self.in_flight > 0 {
             let next = if wait { self.written.recv().map_err(|_| TryRecvError::Disconnected) } else { self.written.try_recv() };
             match next {
                 Ok(Ok((written, mut batch))) => {
                     self.in_flight -= 1;
+                    if let Some(last) = written.last() {
+                        *blocks_end = last.end();
+                    }
                     handles.extend(written);
                     // Buffers for about two batches are kept, whatever the block size.
                     let keep = 2 * batch.len();
@@ -362,6 +369,38 @@ impl<S> Drop for Pipeline<S> {
             // The writer is abandoned: what the helper did or failed to do no longer matters, but
             // it must be done with the sink before the caller goes on (and maybe removes the file).
             let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test setup on an in-memory sink
+
+    use super::*;
+
+    /// Where the blocks end is known after the writer forgot every handle (it indexes blocks as
+    /// they come back): a flush then, in either mode, still says where the sections go. (It
+    /// once said 0, and a flush whose last handles came back early wrote its sections' offsets
+    /// wrong and failed its size check.)
+    #[test]
+    fn the_blocks_end_survives_forgetting_every_handle() {
+        for pipelined in [false, true] {
+            let mut output = if pipelined {
+                BlockOutput::pipelined(Vec::new(), 5, Compression::Lz4).unwrap()
+            } else {
+                BlockOutput::inline(Vec::new(), 5, Compression::Lz4)
+            };
+            for i in 0..20u8 {
+                let mut content = vec![i; 300 + usize::from(i)];
+                output.submit(&mut content).unwrap();
+            }
+            let end = output.flush().unwrap();
+            assert!(end > 0);
+            output.forget_before(output.written());
+            assert_eq!(output.flush().unwrap(), end, "pipelined: {pipelined}");
+            let (sink, written) = output.into_sink().unwrap();
+            assert_eq!((sink.len() as u64, written), (end, end), "pipelined: {pipelined}");
         }
     }
 }

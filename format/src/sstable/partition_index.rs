@@ -30,20 +30,69 @@ use crate::time::Timestamp;
 use crate::token::Token;
 use crate::tombstone::Tombstone;
 
-/// What the index keeps of one partition.
+/// What the index keeps of one partition: one cache line, so a point read that finds a
+/// partition through the token directory touches one line for everything it needs of the entry
+/// (token, flags, tombstone, block, offset). Offsets into the section are `u32`: a section is at
+/// most [`MAX_SECTION_BYTES`] (the decoder and the builder refuse larger ones).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(64))]
 struct Slot {
     token: Token,
-    /// The key's bytes are `bytes[key_start..key_end]`.
-    key_start: usize,
-    key_end: usize,
-    /// Where the entry's rest (after the flags) starts in `bytes`.
-    tail: usize,
+    /// The file offset of the partition's first block.
+    block_offset: u64,
     tombstone: Tombstone,
-    block: BlockHandle,
+    max_timestamp: Timestamp,
+    /// The key's bytes are `bytes[key_start..key_end]`.
+    key_start: u32,
+    key_end: u32,
+    /// Where the entry's rest (after the flags) starts in `bytes`.
+    tail: u32,
+    /// The stored length of the partition's first block.
+    block_len: u32,
     offset_in_block: u32,
     flags: u8,
-    max_timestamp: Timestamp,
+}
+
+/// The largest partition index section, in bytes (slots hold `u32` offsets into it): 4 GiB, some
+/// hundred million partitions in one sstable.
+pub const MAX_SECTION_BYTES: usize = u32::MAX as usize;
+
+impl Slot {
+    /// The slot of an entry at offsets `key` and `tail` of its section (both within
+    /// [`MAX_SECTION_BYTES`], checked by the callers).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        token: Token,
+        key: std::ops::Range<usize>,
+        tail: usize,
+        tombstone: Tombstone,
+        block: BlockHandle,
+        offset_in_block: u32,
+        flags: u8,
+        max_timestamp: Timestamp,
+    ) -> Slot {
+        let narrow = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+        Slot {
+            token,
+            block_offset: block.offset,
+            tombstone,
+            max_timestamp,
+            key_start: narrow(key.start),
+            key_end: narrow(key.end),
+            tail: narrow(tail),
+            block_len: block.len,
+            offset_in_block,
+            flags,
+        }
+    }
+
+    fn key(&self) -> std::ops::Range<usize> {
+        self.key_start as usize..self.key_end as usize
+    }
+
+    fn block(&self) -> BlockHandle {
+        BlockHandle { offset: self.block_offset, len: self.block_len }
+    }
 }
 
 /// The decoded partition index section of an sstable: one compact slot per partition, in
@@ -82,6 +131,12 @@ impl PartitionIndex {
     /// field (the rules of `docs/format.md`).
     pub fn decode(bytes: Bytes, section_offset: u64) -> Result<PartitionIndex> {
         let mut r = Reader { structure: PARTITION_INDEX, buf: &bytes, pos: 0, shared: None };
+        if bytes.len() > MAX_SECTION_BYTES {
+            return Err(shift(
+                r.corrupt(0, format!("section of {} bytes, over the {MAX_SECTION_BYTES} limit", bytes.len())),
+                section_offset,
+            ));
+        }
         let n = r.count("partition entry", MIN_PARTITION_ENTRY_BYTES).map_err(|e| shift(e, section_offset))?;
         let mut slots: Vec<Slot> = Vec::with_capacity(n);
         let mut reach = Reach::default();
@@ -91,19 +146,10 @@ impl PartitionIndex {
             let tail = r.pos;
             let EntryTail { row_index, max_timestamp, .. } = read_entry_tail(&mut r, head.flags).map_err(|e| shift(e, section_offset))?;
             let key = &bytes[head.key.clone()];
-            let slot = Slot {
-                token: Token::of(key),
-                key_start: head.key.start,
-                key_end: head.key.end,
-                tail,
-                tombstone: head.tombstone,
-                block: head.block,
-                offset_in_block: head.offset_in_block,
-                flags: head.flags,
-                max_timestamp,
-            };
+            let slot =
+                Slot::new(Token::of(key), head.key, tail, head.tombstone, head.block, head.offset_in_block, head.flags, max_timestamp);
             if let Some(previous) = slots.last() {
-                let order = previous.token.cmp(&slot.token).then_with(|| bytes[previous.key_start..previous.key_end].cmp(key));
+                let order = previous.token.cmp(&slot.token).then_with(|| bytes[previous.key()].cmp(key));
                 if order != Ordering::Less {
                     return Err(shift(r.corrupt(at, "partitions not in strictly increasing (token, key) order"), section_offset));
                 }
@@ -204,7 +250,7 @@ impl PartitionIndex {
 
     fn key_bytes(&self, slot: &Slot) -> &[u8] {
         // Cannot panic: decode took the range from these bytes.
-        &self.bytes[slot.key_start..slot.key_end]
+        &self.bytes[slot.key()]
     }
 
     /// The slot's key against `key`, in (token, key bytes) order.
@@ -243,33 +289,43 @@ impl PartitionIndexBuilder {
     pub(crate) fn push(&mut self, entry: &PartitionIndexEntry) {
         let encoded = encode_entry(entry, &mut self.bytes);
         self.reach.note(entry.block, entry.row_index);
-        self.slots.push(Slot {
-            token: entry.key.token,
-            key_start: encoded.key.start,
-            key_end: encoded.key.end,
-            tail: encoded.tail,
-            tombstone: entry.tombstone,
-            block: entry.block,
-            offset_in_block: entry.offset_in_block,
-            flags: encoded.flags,
-            max_timestamp: entry.max_timestamp,
-        });
+        // Offsets past MAX_SECTION_BYTES saturate here and fail `finish`.
+        self.slots.push(Slot::new(
+            entry.key.token,
+            encoded.key,
+            encoded.tail,
+            entry.tombstone,
+            entry.block,
+            entry.offset_in_block,
+            encoded.flags,
+            entry.max_timestamp,
+        ));
     }
 
     /// The finished index, whose bytes are the section to write at file offset `section_offset`.
-    pub(crate) fn finish(mut self, section_offset: u64) -> PartitionIndex {
+    /// Fails with [`crate::Error::TooLarge`] when the section is over [`MAX_SECTION_BYTES`].
+    pub(crate) fn finish(mut self, section_offset: u64) -> Result<PartitionIndex> {
+        if self.bytes.len() > MAX_SECTION_BYTES {
+            return Err(crate::Error::TooLarge {
+                what: "the partition index section of one sstable".into(),
+                size: self.bytes.len(),
+                limit: MAX_SECTION_BYTES,
+            });
+        }
         let mut count = Vec::with_capacity(COUNT_ROOM);
         write_varint(&mut count, self.slots.len() as u64);
         let start = COUNT_ROOM - count.len();
         self.bytes[start..COUNT_ROOM].copy_from_slice(&count);
-        // Every offset is past the room (the entries follow it), so none underflows.
+        // Every offset is past the room (the entries follow it), so none underflows; `start` is
+        // below COUNT_ROOM.
+        let shift = start as u32;
         for slot in &mut self.slots {
-            slot.key_start -= start;
-            slot.key_end -= start;
-            slot.tail -= start;
+            slot.key_start -= shift;
+            slot.key_end -= shift;
+            slot.tail -= shift;
         }
         let bytes = Bytes::from(self.bytes).slice(start..);
-        PartitionIndex::with_slots(bytes, section_offset, self.slots, self.reach)
+        Ok(PartitionIndex::with_slots(bytes, section_offset, self.slots, self.reach))
     }
 }
 
@@ -284,7 +340,7 @@ impl IndexedPartition<'_> {
     /// The partition key (its bytes shared with the index, not copied).
     pub fn key(&self) -> DecoratedKey {
         // Cannot panic: decode took the range from these bytes.
-        let bytes = self.index.bytes.slice(self.slot.key_start..self.slot.key_end);
+        let bytes = self.index.bytes.slice(self.slot.key());
         DecoratedKey { token: self.slot.token, key: PartitionKey::from_legacy_bytes(bytes) }
     }
 
@@ -310,7 +366,7 @@ impl IndexedPartition<'_> {
 
     /// The block holding the partition's start.
     pub fn block(&self) -> BlockHandle {
-        self.slot.block
+        self.slot.block()
     }
 
     /// Byte offset of the partition's start in that block's content.
@@ -342,12 +398,12 @@ impl IndexedPartition<'_> {
     /// when the index was decoded, so this fails only if memory changed under it).
     pub fn entry(&self) -> Result<PartitionIndexEntry> {
         let index = self.index;
-        let mut r = Reader { structure: PARTITION_INDEX, buf: &index.bytes, pos: self.slot.tail, shared: None };
+        let mut r = Reader { structure: PARTITION_INDEX, buf: &index.bytes, pos: self.slot.tail as usize, shared: None };
         let tail = read_entry_tail(&mut r, self.slot.flags).map_err(|e| shift(e, index.section_offset))?;
         Ok(PartitionIndexEntry {
             key: self.key(),
             tombstone: self.slot.tombstone,
-            block: self.slot.block,
+            block: self.slot.block(),
             offset_in_block: self.slot.offset_in_block,
             has_static_row: self.has_static_row(),
             clustering: tail.clustering,
@@ -355,5 +411,16 @@ impl IndexedPartition<'_> {
             range_tombstones: tail.range_tombstones,
             row_index: tail.row_index,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slot;
+
+    /// A slot is one cache line, aligned to one (the module's claim for point reads).
+    #[test]
+    fn a_slot_is_one_cache_line() {
+        assert_eq!((std::mem::size_of::<Slot>(), std::mem::align_of::<Slot>()), (64, 64));
     }
 }

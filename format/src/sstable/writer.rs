@@ -389,7 +389,7 @@ impl<S: SstableSink> SstableWriter<S> {
         let output = &mut self.output;
         // The indexes go first: a pipelined output writes them while the bloom filter is built.
         emit(output, &mut offset, Bytes::from(std::mem::take(&mut self.row_index)), &mut footer.row_index)?;
-        let index = self.index.finish(offset);
+        let index = self.index.finish(offset)?;
         emit(output, &mut offset, index.bytes().clone(), &mut footer.partition_index)?;
         let mut filter = Vec::new();
         BloomFilter::build(&self.hashes, self.options.bloom_false_positive_rate).encode(&mut filter);
