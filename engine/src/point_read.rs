@@ -22,10 +22,12 @@
 //! shadow none of them (R1.25: a tombstone shadows what is not newer than itself), and the row
 //! is live through its cells whatever its markers say. The sstable statistics' `max_timestamp`
 //! bounds every timestamp in the file (cells, markers, all tombstones), so the check is exact, not
-//! a heuristic. Sstables are listed newest first, so after an overwrite the older copies of a row
-//! are passed over without reading their blocks.
+//! a heuristic. Sstables are visited newest data first (by that `max_timestamp`), so after an
+//! overwrite the older copies of a row are passed over without reading their blocks.
 //!
 //! Thread-safety: runs on the caller's thread over `Arc` snapshots; takes no lock a writer holds.
+
+use std::sync::Arc;
 
 use talus_format::{ClusteringPrefix, DecoratedKey, GcTime, NeverPurge, Row, Schema, Timestamp, Tombstone, Value};
 
@@ -33,6 +35,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::query::{live_cells, ResultRow};
 use crate::read_path::fail_sstable;
+use crate::sstable_set::Sstable;
 
 impl Engine {
     /// The live row of `schema`'s table at partition key `partition_key` and full clustering key
@@ -63,9 +66,16 @@ impl Engine {
             }
         }
         let sstables = table.sstables.load_full();
+        // Newest data first, so the skip below passes over the older copies: the list is in
+        // generation order, and a compaction's output (a new generation) may hold only old data.
+        let max_timestamp = |s: &&Arc<Sstable>| std::cmp::Reverse(s.reader.statistics().max_timestamp);
+        let mut by_age: Vec<&Arc<Sstable>> = sstables.iter().collect();
+        if !by_age.is_sorted_by_key(max_timestamp) {
+            by_age.sort_by_key(max_timestamp);
+        }
         let columns = schema.regular_columns.len();
         let mut settled = settled_above(&row, covering, now, columns);
-        for sstable in sstables.iter() {
+        for sstable in by_age {
             if sstable.reader.statistics().max_timestamp < settled {
                 continue;
             }
