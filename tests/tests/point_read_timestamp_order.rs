@@ -39,22 +39,22 @@ fn schema() -> SchemaRef {
         .unwrap()
 }
 
+/// A read's live cells, by column name.
+type Cells = Option<Vec<(String, Vec<u8>)>>;
+
 fn text(v: u8) -> Value {
     Value::Blob(vec![v].into())
 }
 
 /// Writes the older version, flushes, writes `newer` (a builder for key 1), flushes, then makes
 /// reads of the older sstable fail. Returns the read of key 1's row at `NOW`.
-fn read_after(newer: impl FnOnce(MutationBuilder<'_>) -> MutationBuilder<'_>) -> talus::Result<Option<Vec<(String, Vec<u8>)>>> {
+fn read_after(newer: impl FnOnce(MutationBuilder<'_>) -> MutationBuilder<'_>) -> talus::Result<Cells> {
     read_with(false, newer)
 }
 
 /// [`read_after`], but with the newer version flushed first when `newer_flushed_first` (the
 /// older data then has the newer generation, as a compaction's output of old inputs does).
-fn read_with(
-    newer_flushed_first: bool,
-    newer: impl FnOnce(MutationBuilder<'_>) -> MutationBuilder<'_>,
-) -> talus::Result<Option<Vec<(String, Vec<u8>)>>> {
+fn read_with(newer_flushed_first: bool, newer: impl FnOnce(MutationBuilder<'_>) -> MutationBuilder<'_>) -> talus::Result<Cells> {
     let faulty = FaultFs::new(Arc::new(SimFs::new(7)), 7);
     let engine = Engine::open_with_fs(Arc::new(faulty.clone()), "/db", EngineOptions { block_cache_bytes: 0, ..test_options() }).unwrap();
     let schema = schema();
