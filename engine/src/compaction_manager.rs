@@ -423,7 +423,7 @@ pub(crate) fn start(engine: &Engine) {
     for n in 0..engine.inner.options.compaction_threads {
         let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
         let shared = manager.clone();
-        let niceness = engine.inner.options.background_niceness;
+        let niceness = engine.inner.options.compaction_niceness;
         let spawned = std::thread::Builder::new().name(format!("talus-compact-{n}")).spawn(move || {
             // Not fatal: the worker then runs at the engine's priority.
             let _ = crate::thread_priority::run_in_background(niceness);

@@ -211,7 +211,7 @@ fn persist(engine: &Engine, table: &Arc<Table>, sealed: &Arc<SealedMemtable>, re
 pub(crate) fn start(engine: &Engine) {
     let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
     let control = engine.inner.flush.clone();
-    let niceness = engine.inner.options.background_niceness;
+    let niceness = engine.inner.options.flush_niceness;
     let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || {
         // Not fatal: the flusher then runs at the engine's priority.
         let _ = crate::thread_priority::run_in_background(niceness);

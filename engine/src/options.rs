@@ -41,13 +41,18 @@ pub struct EngineOptions {
     /// compactions, or writers competing for the CPU) it gains nothing; turn it off to keep each
     /// flush and compaction on exactly one thread.
     pub pipelined_compression: bool,
-    /// The niceness (0 to 19) the flush and compaction threads run at, and the helper threads
-    /// they start: background work yields the cores to the threads writing and reading, as
-    /// ScyllaDB runs memtable flushes and compactions in scheduling groups with fewer shares
-    /// than statements. Flushes fall behind only while the foreground keeps every core busy, and
-    /// then writers wait at the memtable total (`write_stall_limit`), so memory stays bounded.
-    /// 0 runs them at the engine's own priority. Linux only (elsewhere the option is ignored).
-    pub background_niceness: u8,
+    /// The niceness (0 to 19) the background flusher runs at, and the helper threads it starts:
+    /// background work yields the cores to the threads writing and reading, as ScyllaDB runs
+    /// memtable flushes and compactions in scheduling groups with fewer shares than statements.
+    /// Flushes fall behind only while the foreground keeps every core busy, and then writers
+    /// wait at the memtable total (`write_stall_limit`), so memory stays bounded. 0 runs the
+    /// flusher at the engine's own priority. Linux only (elsewhere the option is ignored).
+    pub flush_niceness: u8,
+    /// The niceness (0 to 19) of the compaction workers and their helper threads. Above the
+    /// flusher's by default: a flush frees the memory writers wait for, while a compaction only
+    /// lowers later reads' work, so flushes outrank compactions (ScyllaDB's memtable-flush
+    /// group has more shares than its compaction group).
+    pub compaction_niceness: u8,
     /// The commitlog.
     pub commitlog: CommitlogOptions,
 }
@@ -64,7 +69,8 @@ impl Default for EngineOptions {
             compaction_threads: 1,
             compaction_throughput_bytes_per_sec: None,
             pipelined_compression: true,
-            background_niceness: 10,
+            flush_niceness: 10,
+            compaction_niceness: 19,
             commitlog: CommitlogOptions::default(),
         }
     }
@@ -82,8 +88,10 @@ impl EngineOptions {
         if self.compaction_throughput_bytes_per_sec == Some(0) {
             return Err(Error::InvalidOptions("compaction throughput limit must be above zero (None: unlimited)".into()));
         }
-        if self.background_niceness > 19 {
-            return Err(Error::InvalidOptions(format!("background_niceness {} is over 19", self.background_niceness)));
+        for (name, niceness) in [("flush_niceness", self.flush_niceness), ("compaction_niceness", self.compaction_niceness)] {
+            if niceness > 19 {
+                return Err(Error::InvalidOptions(format!("{name} {niceness} is over 19")));
+            }
         }
         Ok(())
     }

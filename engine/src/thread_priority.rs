@@ -1,6 +1,7 @@
 //! Background threads' priority: flushes and compactions run at a higher niceness than the
-//! threads that embed the engine ([`crate::EngineOptions::background_niceness`]), as ScyllaDB
-//! gives its memtable-flush and compaction scheduling groups fewer shares than statements.
+//! threads that embed the engine ([`crate::EngineOptions::flush_niceness`],
+//! [`crate::EngineOptions::compaction_niceness`]), as ScyllaDB gives its memtable-flush and
+//! compaction scheduling groups fewer shares than statements.
 //!
 //! On Linux the niceness is a per-thread attribute, inherited by the threads a thread starts, so
 //! a flush's or compaction's helper threads (block compression, read-ahead) run at it too.

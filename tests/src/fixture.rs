@@ -13,6 +13,10 @@ pub fn test_options() -> EngineOptions {
         commitlog: CommitlogOptions { segment_size: 1 << 20, ..CommitlogOptions::default() },
         background_flush: false,
         background_compaction: false,
+        // Tests that turn background work on wait for it with deadlines while other tests keep
+        // both cores busy: at the default niceness it could starve there.
+        flush_niceness: 0,
+        compaction_niceness: 0,
         ..EngineOptions::default()
     }
 }
