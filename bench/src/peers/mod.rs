@@ -35,7 +35,11 @@
 //!   ([`crate::ZSTD`]) for Talus; fjall has no zstd and keeps its default. [`Compression::None`]:
 //!   none anywhere.
 //! - Compaction: the engines' default (leveled for fjall and RocksDB, size-tiered for Talus),
-//!   background threads as they choose (Talus: one compaction thread).
+//!   background threads as they choose (Talus: one compaction thread; its flusher at niceness
+//!   10 and its compaction at 19, its defaults, where the peers' background threads run at the
+//!   process' priority).
+//! - Allocator: the binary's, mimalloc with freed memory kept in the process
+//!   ([`crate::allocator`]), for every Rust engine (RocksDB allocates in C++).
 //! - Bloom filters: every engine has one (RocksDB's is set to 10 bits per key; Talus' default
 //!   false-positive chance is 1%, fjall's default too).
 
