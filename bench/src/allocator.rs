@@ -3,11 +3,12 @@
 //! (Talus and fjall; RocksDB allocates in C++ with the system allocator).
 //!
 //! [`keep_freed_memory`] turns mimalloc's purging off: memory freed by one engine (a flushed
-//! memtable) stays in the process for the next allocations instead of going back to the OS
-//! a second later (mimalloc v3's default) and being faulted in (and zeroed) again. On this project's 2-core VM a page
-//! faulted in costs far more than on bare metal (a 1M-key `fillrandom` spent a third of its
-//! writer's time in the kernel zeroing fresh huge pages), and how much of it a run paid varied
-//! from run to run; with purging off both Talus and fjall fill faster and steadier. A process
+//! memtable) stays in the process for the next allocations instead of going back to the OS a
+//! second later (mimalloc v3's default) and being faulted in (and zeroed) again. On this
+//! project's 2-core VM a page faulted in costs far more than on bare metal (a 1M-key
+//! `fillrandom` spent a third of its writer's time in the kernel zeroing fresh huge pages), and
+//! how much of it a run paid varied from run to run; with purging off both Talus and fjall fill
+//! faster and steadier. A process
 //! embedding an engine would make the same choice for its own allocator; it is a property of the
 //! process, set before any engine opens, the same for every engine measured.
 

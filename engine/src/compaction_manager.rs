@@ -424,11 +424,7 @@ pub(crate) fn start(engine: &Engine) {
         let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
         let shared = manager.clone();
         let niceness = engine.inner.options.compaction_niceness;
-        let spawned = std::thread::Builder::new().name(format!("talus-compact-{n}")).spawn(move || {
-            // Not fatal: the worker then runs at the engine's priority.
-            let _ = crate::thread_priority::run_in_background(niceness);
-            work(&shared, weak)
-        });
+        let spawned = crate::thread_priority::spawn_background(format!("talus-compact-{n}"), niceness, move || work(&shared, weak));
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(e) => manager.state.lock().last_error = Some(format!("cannot start a compaction thread: {e}")),

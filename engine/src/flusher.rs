@@ -212,11 +212,7 @@ pub(crate) fn start(engine: &Engine) {
     let weak: Weak<Inner> = Arc::downgrade(&engine.inner);
     let control = engine.inner.flush.clone();
     let niceness = engine.inner.options.flush_niceness;
-    let spawned = std::thread::Builder::new().name("talus-flush".into()).spawn(move || {
-        // Not fatal: the flusher then runs at the engine's priority.
-        let _ = crate::thread_priority::run_in_background(niceness);
-        run(&control, weak)
-    });
+    let spawned = crate::thread_priority::spawn_background("talus-flush".into(), niceness, move || run(&control, weak));
     if let Err(e) = spawned {
         *engine.inner.flush.last_error.lock() = Some(format!("cannot start the flusher thread: {e}"));
     }

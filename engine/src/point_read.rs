@@ -68,11 +68,18 @@ impl Engine {
         let sstables = table.sstables.load_full();
         // Newest data first, so the skip below passes over the older copies: the list is in
         // generation order, and a compaction's output (a new generation) may hold only old data.
-        let max_timestamp = |s: &&Arc<Sstable>| std::cmp::Reverse(s.reader.statistics().max_timestamp);
-        let mut by_age: Vec<&Arc<Sstable>> = sstables.iter().collect();
-        if !by_age.is_sorted_by_key(max_timestamp) {
-            by_age.sort_by_key(max_timestamp);
-        }
+        // Sorted in place of the published list only when it is out of that order (no copy, no
+        // allocation on the read path otherwise).
+        let newest_first = |s: &Arc<Sstable>| std::cmp::Reverse(s.reader.statistics().max_timestamp);
+        let resorted: Vec<Arc<Sstable>>;
+        let by_age: &[Arc<Sstable>] = if sstables.is_sorted_by_key(newest_first) {
+            &sstables
+        } else {
+            let mut copy = sstables.to_vec();
+            copy.sort_by_key(newest_first);
+            resorted = copy;
+            &resorted
+        };
         let columns = schema.regular_columns.len();
         let mut settled = settled_above(&row, covering, now, columns);
         for sstable in by_age {

@@ -8,9 +8,23 @@
 //!
 //! Thread-safety: affects only the calling thread.
 
-/// Raises the calling thread's niceness to `niceness` (1 to 19, as validated; 0 leaves it alone). Failure
-/// is returned, not fatal: the thread then simply runs at the engine's priority.
-pub(crate) fn run_in_background(niceness: u8) -> std::io::Result<()> {
+/// Starts a background thread named `name` that raises its niceness to `niceness` (see
+/// [`run_in_background`]), then runs `work`.
+pub(crate) fn spawn_background<T: Send + 'static>(
+    name: String,
+    niceness: u8,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        // Not fatal: the thread then runs at the engine's priority.
+        let _ = run_in_background(niceness);
+        work()
+    })
+}
+
+/// Raises the calling thread's niceness to `niceness` (1 to 19, as validated; 0 leaves it
+/// alone). Failure is returned, not fatal: the thread then simply runs at the engine's priority.
+fn run_in_background(niceness: u8) -> std::io::Result<()> {
     if niceness == 0 {
         return Ok(());
     }
@@ -39,23 +53,20 @@ fn set_niceness(_niceness: i32) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A thread raised to niceness 10 reports it, and a thread it starts inherits it.
+    /// A background thread started at niceness 10 runs at it (or at the process' own, when
+    /// that is already higher), and a thread it starts inherits it.
     #[cfg(target_os = "linux")]
     #[test]
     fn background_niceness_is_set_and_inherited() {
         let read = || std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|s| nice_of(&s));
-        let (own, child) = std::thread::spawn(move || {
-            let before = read();
-            let set = run_in_background(10);
-            let child = std::thread::spawn(read).join().ok().flatten();
-            (before.zip(read()).map(|(b, a)| (b, a, set.is_ok())), child)
-        })
-        .join()
-        .unwrap_or((None, None));
-        let (before, after, set) = own.unwrap_or((0, 0, false));
-        assert!(set, "setpriority failed");
-        assert_eq!(after, before.max(10));
-        assert_eq!(child, Some(after));
+        let own = read();
+        let (inside, child) = spawn_background("talus-test".into(), 10, move || (read(), std::thread::spawn(read).join().ok().flatten()))
+            .ok()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or((None, None));
+        let own = own.unwrap_or(0);
+        assert_eq!(inside, Some(own.max(10)));
+        assert_eq!(child, inside);
     }
 
     /// Field 19 of `/proc/<pid>/task/<tid>/stat`: the niceness.
